@@ -1,0 +1,84 @@
+"""``create_app()``: routers, error handlers, middleware.
+
+The public routers are mounted at ``/v1`` and again at ``/api/v1`` (seed 000 uses the first, seed 002
+the second). The OpenAPI document describes ``/v1``; ``/api/v1`` is the same API under another name.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+
+from tidings import __version__
+from tidings.audiences.router import router as audiences_router
+from tidings.audit.router import router as audit_router
+from tidings.campaigns.router import router as campaigns_router
+from tidings.config import get_settings
+from tidings.contacts.router import router as contacts_router
+from tidings.dashboard.routes import STATIC_DIR
+from tidings.dashboard.routes import router as dashboard_router
+from tidings.db import get_engine
+from tidings.delivery.unsubscribe import router as unsubscribe_router
+from tidings.errors import ServiceUnavailable, install_error_handlers
+from tidings.imports.router import internal_router as imports_internal_router
+from tidings.imports.router import router as imports_router
+from tidings.middleware import BodyLimitMiddleware, IdempotencyMiddleware, body_limit_for
+from tidings.suppressions.router import router as suppressions_router
+from tidings.templates.router import router as templates_router
+
+PUBLIC_ROUTERS = (
+    audiences_router,
+    contacts_router,
+    templates_router,
+    suppressions_router,
+    campaigns_router,
+    imports_router,
+    audit_router,
+)
+
+DESCRIPTION = """Audiences and templated sends, self-hosted.
+
+Authenticate with `Authorization: Bearer <key>`. Every route under `/v1` is also served under
+`/api/v1`. Errors always have the shape `{"error": {"code", "message", "details"}}`.
+"""
+
+
+def _public_api(include_in_schema: bool) -> APIRouter:
+    api = APIRouter(include_in_schema=include_in_schema)
+    for router in PUBLIC_ROUTERS:
+        api.include_router(router)
+    return api
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    app = FastAPI(title="Tidings", version=__version__, description=DESCRIPTION)
+    install_error_handlers(app)
+
+    app.include_router(_public_api(True), prefix="/v1")
+    app.include_router(_public_api(False), prefix="/api/v1")
+    app.include_router(imports_internal_router, prefix="/api/internal")
+    app.include_router(unsubscribe_router)
+    app.include_router(dashboard_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        """Liveness and database reachability."""
+        try:
+            with get_engine().connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            raise ServiceUnavailable("The database is unreachable.") from exc
+        return {"status": "ok", "version": __version__}
+
+    # Outermost first: the body limit applies before idempotency buffers a body.
+    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(BodyLimitMiddleware, limit_for=body_limit_for)
+    return app

@@ -1,0 +1,177 @@
+"""API keys, scopes, passwords and dashboard sessions: the rules, without HTTP.
+
+``deps.py`` turns these into FastAPI dependencies; the CLI and the dashboard call them directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from tidings.errors import BadRequest
+from tidings.ids import new_id
+from tidings.models import ApiKey, DashboardSession, User
+from tidings.timeutil import utcnow
+
+RESOURCES = ("audiences", "contacts", "templates", "suppressions", "campaigns")
+ALL_SCOPES: tuple[str, ...] = (
+    *(f"{verb}:{resource}" for resource in RESOURCES for verb in ("read", "write")),
+    "read:audit",
+)
+KEY_PREFIX = "tid_"
+SESSION_TTL = timedelta(days=7)
+ROLES = ("owner", "member")
+
+_password_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the organization every query is scoped to, and what they may do."""
+
+    org_id: str
+    actor_type: str  # api_key | user | internal | cli
+    actor_id: str | None
+    scopes: frozenset[str] = field(default_factory=frozenset)
+    role: str | None = None  # for dashboard users
+
+    def has_scope(self, scope: str) -> bool:
+        """``write:X`` implies ``read:X``."""
+        if scope in self.scopes:
+            return True
+        verb, _, resource = scope.partition(":")
+        return verb == "read" and f"write:{resource}" in self.scopes
+
+
+def parse_scopes(raw: str) -> frozenset[str]:
+    """``read:audiences,write:audiences`` or ``all``; unknown scopes are refused, not ignored."""
+    if raw.strip() == "all":
+        return frozenset(ALL_SCOPES)
+    scopes = frozenset(s.strip() for s in raw.replace(" ", ",").split(",") if s.strip())
+    unknown = sorted(scopes - set(ALL_SCOPES))
+    if unknown or not scopes:
+        raise BadRequest(
+            f"unknown scope(s): {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(ALL_SCOPES)} or 'all'"
+        )
+    return scopes
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_api_key(
+    session: Session, org_id: str, scopes: frozenset[str], name: str = ""
+) -> tuple[ApiKey, str]:
+    """Returns the stored key and its secret; the secret exists only in this return value."""
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(
+        id=new_id("key"),
+        org_id=org_id,
+        name=name,
+        prefix=secret[: len(KEY_PREFIX) + 6],
+        key_hash=_digest(secret),
+        scopes=" ".join(sorted(scopes)),
+    )
+    session.add(key)
+    session.flush()
+    return key, secret
+
+
+def authenticate_api_key(session: Session, secret: str) -> Principal | None:
+    """Looks the key up by the hash of the secret (so the lookup leaks nothing about the secret)
+    and compares the hashes in constant time. Revoked keys are refused at once."""
+    digest = _digest(secret)
+    key = session.scalars(select(ApiKey).where(ApiKey.key_hash == digest)).one_or_none()
+    if key is None or not hmac.compare_digest(key.key_hash, digest) or key.revoked_at is not None:
+        return None
+    return Principal(
+        org_id=key.org_id,
+        actor_type="api_key",
+        actor_id=key.id,
+        scopes=frozenset(key.scopes.split()),
+    )
+
+
+def revoke_api_key(session: Session, org_id: str, key_id: str) -> bool:
+    result = session.execute(
+        update(ApiKey)
+        .where(ApiKey.org_id == org_id, ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def hash_password(password: str) -> str:
+    return _password_hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _password_hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def create_dashboard_session(session: Session, user: User) -> tuple[str, DashboardSession]:
+    """Returns the cookie token (only its hash is stored) and the session row with its CSRF token."""
+    token = secrets.token_urlsafe(32)
+    row = DashboardSession(
+        token_hash=_digest(token),
+        user_id=user.id,
+        org_id=user.org_id,
+        csrf_token=secrets.token_urlsafe(24),
+        expires_at=utcnow() + SESSION_TTL,
+    )
+    session.add(row)
+    session.flush()
+    return token, row
+
+
+def resolve_dashboard_session(
+    session: Session, token: str, now: datetime | None = None
+) -> tuple[DashboardSession, User] | None:
+    row = session.get(DashboardSession, _digest(token))
+    if row is None or row.expires_at <= (now or utcnow()):
+        return None
+    user = session.get(User, row.user_id)
+    if user is None:
+        return None
+    return row, user
+
+
+def end_dashboard_session(session: Session, token: str) -> None:
+    row = session.get(DashboardSession, _digest(token))
+    if row is not None:
+        session.delete(row)
+        session.flush()
+
+
+def user_principal(user: User) -> Principal:
+    """A dashboard user acts with every scope of their organization; owner-only actions check
+    ``role`` on top."""
+    return Principal(
+        org_id=user.org_id,
+        actor_type="user",
+        actor_id=user.id,
+        scopes=frozenset(ALL_SCOPES),
+        role=user.role,
+    )
+
+
+def credential_fingerprint(credential: str) -> str:
+    """A stable, non-reversible name for a credential (keys idempotency records to their caller)."""
+    return _digest("idempotency:" + credential)
+
+
+def tokens_equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())

@@ -1,0 +1,210 @@
+"""``tidings``: the command line scripts drive.
+
+Every command prints its machine-readable result alone on the last line of stdout (an id, a key,
+a URL) and everything meant for a person on stderr, so ``$(tidings orgs create Acme)`` just works.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from tidings.config import get_settings
+from tidings.errors import ApiError
+
+app = typer.Typer(
+    help="Tidings: audiences and templated sends.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+orgs_app = typer.Typer(help="Organizations.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+users_app = typer.Typer(help="Dashboard users.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(orgs_app, name="orgs")
+app.add_typer(keys_app, name="keys")
+app.add_typer(users_app, name="users")
+
+human = Console(stderr=True)
+
+
+def _result(value: str) -> None:
+    """The machine-readable answer: alone, on the last line of stdout."""
+    sys.stdout.write(value + "\n")
+    sys.stdout.flush()
+
+
+def _fail(exc: ApiError) -> None:
+    human.print(f"[red]error:[/red] {exc.message}")
+    raise typer.Exit(code=1)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration (creates the schema on a new database)."""
+    from tidings.migrations import upgrade
+
+    upgrade(get_settings().database_url)
+    human.print("database is up to date")
+    _result("ok")
+
+
+@orgs_app.command("create")
+def orgs_create(
+    name: str,
+    timezone: Annotated[str, typer.Option(help="IANA time zone for scheduled sends")] = "UTC",
+) -> None:
+    """Create an organization; prints its id."""
+    from tidings.db import session_scope
+    from tidings.orgs import create_organization
+
+    try:
+        with session_scope() as session:
+            org = create_organization(session, name, timezone)
+    except ApiError as exc:
+        _fail(exc)
+    human.print(f"created organization {org.name!r}")
+    _result(org.id)
+
+
+@keys_app.command("create")
+def keys_create(
+    org: Annotated[str, typer.Option("--org", help="organization id")],
+    scopes: Annotated[str, typer.Option(help="comma-separated scopes, or 'all'")],
+    name: Annotated[str, typer.Option(help="a label for the key")] = "",
+) -> None:
+    """Create an API key; prints the secret, which is shown this once and stored hashed."""
+    from tidings.audit.service import record_event
+    from tidings.auth import Principal, create_api_key, parse_scopes
+    from tidings.db import session_scope
+    from tidings.orgs import get_organization
+
+    try:
+        with session_scope() as session:
+            get_organization(session, org)
+            key, secret = create_api_key(session, org, parse_scopes(scopes), name)
+            record_event(
+                session,
+                Principal(org_id=org, actor_type="cli", actor_id=None),
+                "api_key.created",
+                target_type="api_key",
+                target_id=key.id,
+                data={"scopes": key.scopes.split(), "name": name},
+            )
+    except ApiError as exc:
+        _fail(exc)
+    human.print(f"created key {key.id} ({key.scopes}); store the secret now, it is not shown again")
+    _result(secret)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    org: Annotated[str, typer.Option("--org", help="organization id")],
+    key_id: Annotated[str, typer.Argument(help="key id (key_...)")],
+) -> None:
+    """Revoke an API key; it is refused from the next request on."""
+    from tidings.auth import revoke_api_key
+    from tidings.db import session_scope
+
+    with session_scope() as session:
+        revoked = revoke_api_key(session, org, key_id)
+    if not revoked:
+        human.print(f"[red]error:[/red] no active key {key_id!r} in {org!r}")
+        raise typer.Exit(code=1)
+    human.print(f"revoked {key_id}")
+    _result(key_id)
+
+
+@users_app.command("create")
+def users_create(
+    org: Annotated[str, typer.Option("--org", help="organization id")],
+    email: Annotated[str, typer.Option(help="login email")],
+    role: Annotated[str, typer.Option(help="owner or member")] = "member",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="read the password from stdin")
+    ] = False,
+) -> None:
+    """Create a dashboard user; the password comes from TIDINGS_PASSWORD or --password-stdin."""
+    from tidings.db import session_scope
+    from tidings.orgs import create_user
+
+    password = (
+        sys.stdin.readline().rstrip("\r\n")
+        if password_stdin
+        else os.environ.get("TIDINGS_PASSWORD", "")
+    )
+    if not password:
+        human.print(
+            "[red]error:[/red] give a password in TIDINGS_PASSWORD or with --password-stdin"
+        )
+        raise typer.Exit(code=1)
+    try:
+        with session_scope() as session:
+            user = create_user(session, org, email, role, password)
+    except ApiError as exc:
+        _fail(exc)
+    human.print(f"created {user.role} {user.email}")
+    _result(user.id)
+
+
+def _migrate_if_sqlite() -> None:
+    settings = get_settings()
+    if settings.is_sqlite:
+        from tidings.migrations import upgrade
+
+        upgrade(settings.database_url)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(help="server processes")] = 1,
+) -> None:
+    """Serve the API and the dashboard (on SQLite, migrations are applied first)."""
+    import uvicorn
+
+    _migrate_if_sqlite()
+    human.print(f"serving on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    uvicorn.run(
+        "tidings.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=get_settings().log_level.lower(),
+    )
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="create the data and exit")] = False,
+) -> None:
+    """A first run: a demo organization, an owner, a key, audiences and contacts; then serve."""
+    from tidings.demo import seed_demo
+
+    _migrate_if_sqlite()
+    result = seed_demo()
+    url = f"http://{host}:{port}"
+    human.print(
+        f"\n[bold]Tidings demo[/bold]\n"
+        f"  organization  {result.org_id}\n"
+        f"  dashboard     {url}/overview/audiences  (login {result.owner_email} / {result.password})\n"
+        f"  API docs      {url}/docs\n"
+        f"  API key       {result.api_key}\n\n"
+        f"  try: curl -H 'Authorization: Bearer {result.api_key}' {url}/v1/audiences\n"
+    )
+    _result(result.api_key)
+    if not no_serve:
+        serve(host=host, port=port, workers=1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

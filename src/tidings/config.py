@@ -1,0 +1,53 @@
+"""Settings from ``TIDINGS_*`` environment variables.
+
+Defaults make ``make run`` work with nothing set: an embedded SQLite file, a file outbox for email and
+SMS, and a development secret. Outside development a placeholder secret refuses to start.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_SECRET = "dev-secret-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TIDINGS_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite:///./tidings.db"
+    secret_key: str = DEVELOPMENT_SECRET
+    public_url: str = "http://127.0.0.1:8000"
+    internal_token: str | None = None
+    email_transport: str = "file://./outbox/email"
+    sms_transport: str = "file://./outbox/sms"
+    sms_api_base_url: str | None = None
+    # Request bodies above this many bytes are refused before they are read whole (413).
+    max_body_bytes: int = 1_000_000
+    max_import_bytes: int = 16_000_000
+    idempotency_ttl_hours: int = 48
+    worker_batch_size: int = 200
+    worker_lease_seconds: int = 120
+    worker_poll_seconds: float = 0.5
+    worker_max_attempts: int = 5
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret(self) -> Settings:
+        if self.environment == "production" and self.secret_key == DEVELOPMENT_SECRET:
+            raise ValueError("TIDINGS_SECRET_KEY must be set to a real secret in production")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings; tests clear the cache after changing the environment."""
+    return Settings()

@@ -1,0 +1,7 @@
+"""HTTP for contacts: parse, call one service function, shape the answer."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["contacts"])

@@ -1,0 +1,156 @@
+"""Engine, sessions and the one bulk-insert helper.
+
+Services only ``flush()``; whoever opened the session (the request dependency, the worker's batch,
+the CLI command) commits or rolls back. ``bulk_insert`` is the single way hot paths write many rows:
+COPY on PostgreSQL, one ``executemany`` on SQLite, inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import JSON, Engine, Table, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from tidings.config import get_settings
+from tidings.models import UTCDateTime
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``. SQLite gets WAL and a busy timeout so that a worker and the API (or two
+    workers) can share one file: SQLite allows one writer at a time and the others wait."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            poolclass=NullPool if parsed.database in (None, "", ":memory:") else None,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        # pysqlite's own transaction handling defers BEGIN; take control so that BEGIN IMMEDIATE
+        # (a write lock up front) is possible and deadlock-free for the worker's claim.
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+@lru_cache
+def get_engine() -> Engine:
+    return make_engine(get_settings().database_url)
+
+
+@lru_cache
+def _session_factory() -> sessionmaker[Session]:
+    return sessionmaker(bind=get_engine(), expire_on_commit=False, autoflush=False)
+
+
+def new_session() -> Session:
+    return _session_factory()()
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A unit of work outside a request (CLI, worker): commit on success, roll back on error."""
+    session = new_session()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def reset_engine() -> None:
+    """Forget the cached engine (tests switch databases between runs)."""
+    if get_engine.cache_info().currsize:
+        get_engine().dispose()
+    get_engine.cache_clear()
+    _session_factory.cache_clear()
+
+
+def is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _sqlite_timestamp(value: datetime) -> str:
+    # The same text SQLAlchemy's SQLite DateTime writes, so bulk rows and ORM rows compare alike.
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _converters(table: Table, columns: Sequence[str], postgres: bool) -> list[Any]:
+    converters: list[Any] = []
+    for name in columns:
+        column_type = table.c[name].type
+        if isinstance(column_type, JSON) or getattr(column_type, "impl", None).__class__ is JSON:
+            converters.append(lambda v: None if v is None else json.dumps(v, separators=(",", ":")))
+        elif isinstance(column_type, UTCDateTime) and not postgres:
+            converters.append(lambda v: None if v is None else _sqlite_timestamp(v))
+        else:
+            converters.append(None)
+    return converters
+
+
+def bulk_insert(
+    session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> int:
+    """Insert ``rows`` (tuples in ``columns`` order) in the session's transaction; returns the count.
+
+    The rows bypass the ORM on purpose: no object per row, no round trip per row. Values are Python
+    values (aware datetimes, dicts for JSON columns); they are converted here for the driver.
+    """
+    postgres = is_postgres(session)
+    converters = _converters(table, columns, postgres)
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    count = 0
+
+    def converted(row: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(v if c is None else c(v) for c, v in zip(converters, row, strict=True))
+
+    column_list = ", ".join(f'"{c}"' for c in columns)
+    if postgres:
+        copy_sql = f'COPY "{table.name}" ({column_list}) FROM STDIN'
+        with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
+            for row in rows:
+                copy.write_row(converted(row))
+                count += 1
+        return count
+    placeholders = ", ".join("?" for _ in columns)
+    sql = f'INSERT INTO "{table.name}" ({column_list}) VALUES ({placeholders})'
+    cursor = raw.cursor()
+    batch: list[tuple[Any, ...]] = []
+    for row in rows:
+        batch.append(converted(row))
+        if len(batch) == 5000:
+            cursor.executemany(sql, batch)
+            count += len(batch)
+            batch.clear()
+    if batch:
+        cursor.executemany(sql, batch)
+        count += len(batch)
+    cursor.close()
+    return count

@@ -1,0 +1,127 @@
+"""FastAPI dependencies: the request's session (the one owner of its transaction) and who is calling.
+
+The session commits after the route returns and *before* the response is sent
+(``scope="function"``), so a failed commit is an error response, never a false success.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from tidings.auth import (
+    Principal,
+    authenticate_api_key,
+    resolve_dashboard_session,
+    tokens_equal,
+    user_principal,
+)
+from tidings.config import get_settings
+from tidings.db import new_session
+from tidings.errors import Forbidden, Unauthorized
+
+SESSION_COOKIE = "tidings_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_session() -> Iterator[Session]:
+    session = new_session()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+DbSession = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def api_principal(request: Request, session: DbSession) -> Principal:
+    token = bearer_token(request)
+    if token is None:
+        raise Unauthorized()
+    principal = authenticate_api_key(session, token)
+    if principal is None:
+        raise Unauthorized("Invalid or revoked API key.")
+    return principal
+
+
+def require_scope(scope: str) -> Callable[..., Principal]:
+    """A dependency that admits an API key holding ``scope`` (``write:X`` implies ``read:X``)."""
+
+    def dependency(principal: Annotated[Principal, Depends(api_principal)]) -> Principal:
+        if not principal.has_scope(scope):
+            raise Forbidden(f"This API key lacks the '{scope}' scope.", details={"required": scope})
+        return principal
+
+    dependency.__name__ = f"require_{scope.replace(':', '_')}"
+    return dependency
+
+
+def require_scopes(*scopes: str) -> Callable[..., Principal]:
+    """Like ``require_scope`` for routes that need several (e.g. import: audiences and contacts)."""
+
+    def dependency(principal: Annotated[Principal, Depends(api_principal)]) -> Principal:
+        missing = [s for s in scopes if not principal.has_scope(s)]
+        if missing:
+            raise Forbidden(
+                f"This API key lacks the scope(s): {', '.join(missing)}.",
+                details={"required": list(scopes)},
+            )
+        return principal
+
+    return dependency
+
+
+def dashboard_principal(request: Request, session: DbSession) -> Principal | None:
+    """The logged-in dashboard user, or None. Unsafe methods must carry the session's CSRF token
+    (header ``X-CSRF-Token`` or form field ``csrf_token``, checked by the caller for forms)."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    resolved = resolve_dashboard_session(session, token)
+    if resolved is None:
+        return None
+    row, user = resolved
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not sent or not tokens_equal(sent, row.csrf_token):
+            raise Forbidden("Missing or invalid CSRF token; reload the page and try again.")
+    return user_principal(user)
+
+
+def internal_caller(request: Request, session: DbSession) -> Principal | None:
+    """The internal surface: an owner's dashboard session (with CSRF) or the internal token.
+
+    Returns None for the internal token, which is not tied to an organization: the route takes the
+    organization from the object it addresses. A public API key is refused with 403.
+    """
+    settings = get_settings()
+    token = bearer_token(request)
+    if token is not None:
+        if settings.internal_token and tokens_equal(token, settings.internal_token):
+            return None
+        if authenticate_api_key(session, token) is not None:
+            raise Forbidden("Public API keys cannot call internal routes; use /v1/... instead.")
+        raise Unauthorized("Invalid internal token.")
+    principal = dashboard_principal(request, session)
+    if principal is None:
+        raise Unauthorized("Log in to the dashboard, or send the internal token.")
+    if principal.role != "owner":
+        raise Forbidden("Only owners of the organization can do this.")
+    return principal

@@ -1,0 +1,175 @@
+"""The one error type and the one error envelope: ``{"error": {"code", "message", "details"}}``.
+
+Domain errors subclass ``ApiError`` (never a web-framework or validation-library class) and carry
+their status and code; ``install_error_handlers`` turns them, FastAPI's validation errors, unknown
+routes and unexpected failures into the same envelope.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("tidings.errors")
+
+
+class ApiError(Exception):
+    status_code = 400
+    code = "bad_request"
+    message = "The request is not valid."
+
+    def __init__(self, message: str | None = None, *, details: Any = None) -> None:
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.details = details
+
+
+class BadRequest(ApiError):
+    status_code, code = 400, "bad_request"
+
+
+class ValidationFailed(ApiError):
+    status_code, code = 400, "validation_error"
+
+
+class Unauthorized(ApiError):
+    status_code, code = 401, "unauthorized"
+    message = "Missing or invalid API key: send 'Authorization: Bearer <key>'."
+
+
+class Forbidden(ApiError):
+    status_code, code = 403, "forbidden"
+
+
+class NotFound(ApiError):
+    status_code, code = 404, "not_found"
+
+
+class Conflict(ApiError):
+    status_code, code = 409, "conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status_code, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(ApiError):
+    status_code, code = 415, "unsupported_media_type"
+
+
+class Unprocessable(ApiError):
+    status_code, code = 422, "unprocessable"
+
+
+class RateLimited(ApiError):
+    status_code, code = 429, "rate_limited"
+
+
+class ServiceUnavailable(ApiError):
+    status_code, code = 503, "service_unavailable"
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorEnvelope(BaseModel):
+    """The shape of every error response; routes declare it in ``responses=`` for the OpenAPI doc."""
+
+    error: ErrorBody
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route: each status documented with the envelope."""
+    return {status: {"model": ErrorEnvelope} for status in statuses}
+
+
+def envelope(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "details": details}}, status_code=status
+    )
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+    429: "rate_limited",
+}
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    details = []
+    for err in exc.errors():
+        loc = [str(part) for part in err.get("loc", ())]
+        details.append(
+            {
+                "field": ".".join(loc[1:]) or ".".join(loc),
+                "in": loc[0] if loc else "",
+                "message": err.get("msg", ""),
+            }
+        )
+    return details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        response = envelope(exc.status_code, exc.code, exc.message, exc.details)
+        if isinstance(exc, RateLimited | ServiceUnavailable):
+            response.headers["Retry-After"] = "1"
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = _validation_details(exc)
+        first = details[0] if details else {"field": "", "message": "invalid request"}
+        where = f"'{first['field']}': " if first["field"] else ""
+        return envelope(400, "validation_error", f"{where}{first['message']}", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "error")
+        message = exc.detail if isinstance(exc.detail, str) else code
+        if exc.status_code == 404 and message == "Not Found":
+            message = "No such route. See /docs for the API."
+        response = envelope(exc.status_code, code, message)
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(_: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database unavailable: %s", exc.__class__.__name__)
+        response = envelope(
+            503, "service_unavailable", "The database is unavailable; retry shortly."
+        )
+        response.headers["Retry-After"] = "1"
+        return response
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(_: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return await _database_down(_, OperationalError("", {}, exc.orig or exc))
+        log.exception("database error")
+        return envelope(500, "internal_error", "An unexpected error occurred.")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return envelope(500, "internal_error", "An unexpected error occurred.")

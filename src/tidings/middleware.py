@@ -1,0 +1,288 @@
+"""Pure ASGI middleware: request body limits and ``Idempotency-Key`` replay.
+
+Both wrap the whole app so that every route gets them without opting in. Pure ASGI (not
+``BaseHTTPMiddleware``) so bodies stream through untouched when no limit or key applies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tidings.auth import credential_fingerprint
+from tidings.config import get_settings
+from tidings.db import session_scope
+from tidings.models import IdempotencyKey
+from tidings.timeutil import utcnow
+
+IDEMPOTENT_PREFIXES = ("/v1/", "/api/v1/", "/api/internal/")
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _error_body(status: int, code: str, message: str) -> bytes:
+    return json.dumps({"error": {"code": code, "message": message, "details": None}}).encode()
+
+
+async def _send_json(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimitMiddleware:
+    """Refuses bodies above the limit with 413 before reading them whole: at once when
+    ``Content-Length`` says so, otherwise as soon as the streamed bytes pass the limit."""
+
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        message = (
+            f"Request body too large: at most {limit:,} bytes; "
+            "split the data into smaller requests."
+        )
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            await _send_json(send, 413, _error_body(413, "payload_too_large", message))
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            msg = await receive()
+            if msg["type"] == "http.request":
+                received += len(msg.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge
+            return msg
+
+        async def tracking_send(msg: Message) -> None:
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await _send_json(send, 413, _error_body(413, "payload_too_large", message))
+
+
+def _read_claim(owner: str, key: str) -> IdempotencyKey | None:
+    with session_scope() as session:
+        return session.get(IdempotencyKey, (owner, key))
+
+
+def _claim(owner: str, key: str, request_hash: str) -> IdempotencyKey | None:
+    """Claims the key for this request; returns the existing record when someone holds it already.
+    Records older than the retention window are forgotten first."""
+    ttl = timedelta(hours=get_settings().idempotency_ttl_hours)
+    with session_scope() as session:
+        session.execute(
+            delete(IdempotencyKey).where(
+                IdempotencyKey.owner == owner,
+                IdempotencyKey.key == key,
+                IdempotencyKey.created_at < utcnow() - ttl,
+            )
+        )
+    try:
+        with session_scope() as session:
+            session.add(IdempotencyKey(owner=owner, key=key, request_hash=request_hash))
+        return None
+    except IntegrityError:
+        return _read_claim(owner, key)
+
+
+def _finish(owner: str, key: str, status: int, body: bytes) -> None:
+    with session_scope() as session:
+        record = session.get(IdempotencyKey, (owner, key))
+        if record is not None:
+            record.status_code = status
+            record.response_body = body.decode("utf-8", errors="replace")
+
+
+def _release(owner: str, key: str) -> None:
+    with session_scope() as session:
+        session.execute(
+            delete(IdempotencyKey).where(IdempotencyKey.owner == owner, IdempotencyKey.key == key)
+        )
+
+
+def purge_expired_idempotency_keys() -> int:
+    ttl = timedelta(hours=get_settings().idempotency_ttl_hours)
+    with session_scope() as session:
+        result = session.execute(
+            delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - ttl)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+class IdempotencyMiddleware:
+    """``Idempotency-Key`` on POST: the first request's response is stored and replayed to a retry
+    with the same key and body; the same key with another body (or while the first request still
+    runs) is a 409. Keys belong to the credential that sent them. 5xx answers are not stored, so
+    the client can retry them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or not scope["path"].startswith(IDEMPOTENT_PREFIXES)
+        ):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.lower(): v for k, v in scope["headers"]}
+        raw_key = headers.get(b"idempotency-key")
+        credential = headers.get(b"authorization") or _session_cookie(headers.get(b"cookie", b""))
+        if raw_key is None or not credential:
+            await self.app(scope, receive, send)
+            return
+        key = raw_key.decode("latin-1").strip()
+        if not key or len(key) > 255:
+            await _send_json(
+                send,
+                400,
+                _error_body(400, "bad_request", "Idempotency-Key must be 1 to 255 characters."),
+            )
+            return
+        body = await _read_body(receive)
+        owner = credential_fingerprint(credential.decode("latin-1"))
+        digest = hashlib.sha256()
+        for part in (
+            scope["method"],
+            scope["path"],
+            scope.get("query_string", b"").decode(),
+            headers.get(b"content-type", b"").decode("latin-1"),
+        ):
+            digest.update(part.encode() + b"\0")
+        digest.update(body)
+        request_hash = digest.hexdigest()
+
+        existing = await run_in_threadpool(_claim, owner, key, request_hash)
+        if existing is not None:
+            await _answer_existing(send, existing, request_hash)
+            return
+        await self._run_and_store(scope, body, send, owner, key)
+
+    async def _run_and_store(
+        self, scope: Scope, body: bytes, send: Send, owner: str, key: str
+    ) -> None:
+        status = 500
+        chunks: list[bytes] = []
+        delivered = False
+
+        async def replay_receive() -> Message:
+            nonlocal delivered
+            if delivered:
+                return {"type": "http.disconnect"}
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def capturing_send(msg: Message) -> None:
+            nonlocal status
+            if msg["type"] == "http.response.start":
+                status = msg["status"]
+            elif msg["type"] == "http.response.body":
+                chunks.append(msg.get("body", b""))
+            await send(msg)
+
+        try:
+            await self.app(scope, replay_receive, capturing_send)
+        except BaseException:
+            await run_in_threadpool(_release, owner, key)
+            raise
+        if status >= 500:
+            await run_in_threadpool(_release, owner, key)
+        else:
+            await run_in_threadpool(_finish, owner, key, status, b"".join(chunks))
+
+
+async def _answer_existing(send: Send, existing: IdempotencyKey, request_hash: str) -> None:
+    if existing.request_hash != request_hash:
+        await _send_json(
+            send,
+            409,
+            _error_body(
+                409,
+                "idempotency_key_reused",
+                "This Idempotency-Key was used with a different request; use a new key.",
+            ),
+        )
+    elif existing.status_code is None:
+        await _send_json(
+            send,
+            409,
+            _error_body(
+                409,
+                "idempotency_key_in_progress",
+                "A request with this Idempotency-Key is still being processed; retry shortly.",
+            ),
+            [(b"retry-after", b"1")],
+        )
+    else:
+        await _send_json(
+            send,
+            existing.status_code,
+            (existing.response_body or "").encode(),
+            [(b"idempotent-replayed", b"true")],
+        )
+
+
+async def _read_body(receive: Receive) -> bytes:
+    parts: list[bytes] = []
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.request":
+            parts.append(msg.get("body", b""))
+            if not msg.get("more_body", False):
+                return b"".join(parts)
+        elif msg["type"] == "http.disconnect":
+            return b"".join(parts)
+
+
+def _session_cookie(cookie_header: bytes) -> bytes:
+    for part in cookie_header.split(b";"):
+        name, _, value = part.strip().partition(b"=")
+        if name == b"tidings_session":
+            return b"session:" + value
+    return b""
+
+
+def body_limit_for(path: str) -> int:
+    """Imports may carry up to 10,000 rows; every other body is small."""
+    settings = get_settings()
+    if path.endswith(("/import-csv", "/import")):
+        return settings.max_import_bytes
+    return settings.max_body_bytes

@@ -1,0 +1,335 @@
+"""Every table of Tidings, in one place (SQLAlchemy 2 typed declarative).
+
+Every tenant table carries ``org_id`` and every query filters on it (see ``tenancy.py``), which is
+also what lets a sharded deployment distribute by organization. Alembic migrations are the only way
+the schema is made; ``tests/test_migrations.py`` checks that these models and the migrations agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from tidings.timeutil import utcnow
+
+# Stable constraint names on SQLite and PostgreSQL alike, so migrations can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python; ``timestamptz`` on PostgreSQL, naive UTC text on SQLite.
+
+    SQLite has no time zone type, so values are normalised to naive UTC on the way in (they then sort
+    and compare correctly as text) and marked UTC again on the way out.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+def _updated() -> Mapped[datetime]:
+    return mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
+
+
+def _org_fk() -> Mapped[str]:
+    return mapped_column(
+        String(32), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
+    )
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    timezone: Mapped[str] = mapped_column(String(64), nullable=False, default="UTC")
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class User(Base):
+    """A dashboard user. Emails are unique across the installation: login asks for no organization."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[str] = _org_fk()
+    email: Mapped[str] = mapped_column(String(320), nullable=False, unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200), nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)  # owner | member
+    failed_logins: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class DashboardSession(Base):
+    """A server-side login session; the cookie holds a random token, the table only its hash."""
+
+    __tablename__ = "dashboard_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    org_id: Mapped[str] = _org_fk()
+    csrf_token: Mapped[str] = mapped_column(String(64), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    created_at: Mapped[datetime] = _created()
+
+
+class ApiKey(Base):
+    """An API key. Only the SHA-256 of the secret is stored (the secret has 256 bits of entropy, so a
+    fast hash is enough); ``prefix`` is the secret's first characters, shown to tell keys apart."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[str] = _org_fk()
+    name: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    prefix: Mapped[str] = mapped_column(String(16), nullable=False)
+    key_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    scopes: Mapped[str] = mapped_column(Text, nullable=False)  # space-separated
+    created_at: Mapped[datetime] = _created()
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    __table_args__ = (
+        # NULLs are distinct on both backends, so contacts without an email (or phone) coexist.
+        UniqueConstraint("org_id", "email"),
+        UniqueConstraint("org_id", "phone"),
+        Index("ix_contacts_org_id_id", "org_id", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[str] = _org_fk()
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # ``metadata`` is reserved on declarative classes, hence the attribute name.
+    metadata_: Mapped[dict[str, Any]] = mapped_column(
+        "metadata", JSONType, nullable=False, default=dict
+    )
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class Audience(Base):
+    __tablename__ = "audiences"
+    __table_args__ = (
+        UniqueConstraint("org_id", "slug"),
+        Index("ix_audiences_org_id_created_at", "org_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[str] = _org_fk()
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    slug: Mapped[str] = mapped_column(String(200), nullable=False)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Maintained by every membership change in the same transaction, so listing never counts rows.
+    contact_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class AudienceMember(Base):
+    __tablename__ = "audience_members"
+    __table_args__ = (Index("ix_audience_members_contact_id", "contact_id"),)
+
+    audience_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("audiences.id", ondelete="CASCADE"), primary_key=True
+    )
+    contact_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    org_id: Mapped[str] = _org_fk()
+    created_at: Mapped[datetime] = _created()
+
+
+class Template(Base):
+    __tablename__ = "templates"
+    __table_args__ = (UniqueConstraint("org_id", "slug"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[str] = _org_fk()
+    slug: Mapped[str] = mapped_column(String(200), nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    channel: Mapped[str] = mapped_column(String(8), nullable=False)  # email | sms
+    subject: Mapped[str | None] = mapped_column(Text, nullable=True)
+    html: Mapped[str | None] = mapped_column(Text, nullable=True)
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class Suppression(Base):
+    __tablename__ = "suppressions"
+    __table_args__ = (UniqueConstraint("org_id", "address"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[str] = _org_fk()
+    address: Mapped[str] = mapped_column(String(320), nullable=False)  # normalised email or E.164
+    reason: Mapped[str] = mapped_column(String(16), nullable=False)
+    created_at: Mapped[datetime] = _created()
+
+
+class Campaign(Base):
+    """One send to an audience. The template is snapshotted here, so editing the template after
+    scheduling does not change what this campaign delivers."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        Index("ix_campaigns_org_id_created_at", "org_id", "created_at"),
+        Index("ix_campaigns_audience_id_status", "audience_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[str] = _org_fk()
+    audience_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("audiences.id", ondelete="CASCADE"), nullable=False
+    )
+    template_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("templates.id", ondelete="SET NULL"), nullable=True
+    )
+    channel: Mapped[str] = mapped_column(String(8), nullable=False)
+    from_address: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    template_subject: Mapped[str | None] = mapped_column(Text, nullable=True)
+    template_html: Mapped[str | None] = mapped_column(Text, nullable=True)
+    template_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    subject_variants: Mapped[list[str] | None] = mapped_column(JSONType, nullable=True)
+    variables: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
+    ramp_minutes: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    total: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    scheduled: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    suppressed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Message(Base):
+    """One recipient of one campaign. ``attempt`` is a fencing token: a worker records an outcome only
+    while the row still carries the attempt number it claimed, so a worker whose lease expired cannot
+    overwrite the result of the worker that reclaimed the message."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        # The worker's claim: due rows by time. Partial on PostgreSQL would be smaller; a plain
+        # composite index works on both backends.
+        Index("ix_messages_status_scheduled_at", "status", "scheduled_at"),
+        Index("ix_messages_campaign_id_status", "campaign_id", "status"),
+        Index("ix_messages_org_id_contact_id", "org_id", "contact_id"),
+        Index("ix_messages_org_id_created_at", "org_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[str] = _org_fk()
+    campaign_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False
+    )
+    contact_id: Mapped[str] = mapped_column(String(32), nullable=False)
+    channel: Mapped[str] = mapped_column(String(8), nullable=False)
+    to_address: Mapped[str] = mapped_column(String(320), nullable=False)
+    # scheduled | sending | sent | failed | cancelled | suppressed
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    metadata_: Mapped[dict[str, Any]] = mapped_column(
+        "metadata", JSONType, nullable=False, default=dict
+    )
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    provider_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_org_id_created_at", "org_id", "created_at"),
+        Index("ix_audit_events_org_id_action", "org_id", "action"),
+        Index("ix_audit_events_org_id_target_id", "org_id", "target_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[str] = _org_fk()
+    actor_type: Mapped[str] = mapped_column(
+        String(16), nullable=False
+    )  # user | api_key | internal | cli
+    actor_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    action: Mapped[str] = mapped_column(String(64), nullable=False)
+    target_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    target_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
+    created_at: Mapped[datetime] = _created()
+
+
+class IdempotencyKey(Base):
+    """A claimed ``Idempotency-Key``. ``owner`` is a hash of the credential that made the request, so
+    two clients can never replay each other's responses; ``response_body`` is null while the first
+    request is still running."""
+
+    __tablename__ = "idempotency_keys"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response_body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = _created()

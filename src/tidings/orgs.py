@@ -1,0 +1,64 @@
+"""Organizations and dashboard users: created from the CLI (and the demo), not over the API."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tidings.auth import ROLES, hash_password
+from tidings.contacts.normalize import InvalidAddress, normalize_email
+from tidings.errors import BadRequest, Conflict, NotFound
+from tidings.ids import new_id
+from tidings.models import Organization, User
+
+
+def validate_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BadRequest(
+            f"unknown time zone {name!r}; use an IANA name such as 'Europe/Paris'"
+        ) from None
+    return name
+
+
+def create_organization(session: Session, name: str, timezone: str = "UTC") -> Organization:
+    if not name.strip():
+        raise BadRequest("organization name is empty")
+    org = Organization(id=new_id("org"), name=name.strip(), timezone=validate_timezone(timezone))
+    session.add(org)
+    session.flush()
+    return org
+
+
+def get_organization(session: Session, org_id: str) -> Organization:
+    org = session.get(Organization, org_id)
+    if org is None:
+        raise NotFound(f"organization {org_id!r} not found")
+    return org
+
+
+def create_user(session: Session, org_id: str, email: str, role: str, password: str) -> User:
+    get_organization(session, org_id)
+    if role not in ROLES:
+        raise BadRequest(f"role must be one of {', '.join(ROLES)}")
+    if len(password) < 8:
+        raise BadRequest("password must be at least 8 characters")
+    try:
+        email = normalize_email(email)
+    except InvalidAddress as exc:
+        raise BadRequest(str(exc)) from None
+    if session.scalars(select(User).where(User.email == email)).first() is not None:
+        raise Conflict(f"a user with email {email!r} exists already")
+    user = User(
+        id=new_id("usr"),
+        org_id=org_id,
+        email=email,
+        role=role,
+        password_hash=hash_password(password),
+    )
+    session.add(user)
+    session.flush()
+    return user

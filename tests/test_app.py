@@ -1,0 +1,36 @@
+"""Ops routes and the error envelope for what no router handles."""
+
+from __future__ import annotations
+
+from tests.factories import ApiClient
+
+
+def test_healthz(client: ApiClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+def test_unknown_route_uses_the_envelope(client: ApiClient) -> None:
+    response = client.get("/v1/nope")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_wrong_method_uses_the_envelope(client: ApiClient) -> None:
+    response = client.put("/healthz")
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_openapi_and_docs(client: ApiClient) -> None:
+    assert client.get("/openapi.json").json()["info"]["title"] == "Tidings"
+    assert client.get("/docs").status_code == 200
+
+
+def test_oversized_body_is_refused_before_it_is_read(client: ApiClient) -> None:
+    response = client.post(
+        "/v1/audiences", content=b"x" * 2_000_000, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
