@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
@@ -18,7 +19,7 @@ from tidings.audit.router import router as audit_router
 from tidings.campaigns.router import router as campaigns_router
 from tidings.config import get_settings
 from tidings.contacts.router import router as contacts_router
-from tidings.dashboard.routes import STATIC_DIR
+from tidings.dashboard.routes import STATIC_DIR, LoginRequired
 from tidings.dashboard.routes import router as dashboard_router
 from tidings.db import get_engine
 from tidings.delivery.unsubscribe import router as unsubscribe_router
@@ -67,6 +68,12 @@ def create_app() -> FastAPI:
     app.include_router(unsubscribe_router)
     app.include_router(dashboard_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, _: LoginRequired) -> Response:
+        if request.headers.get("hx-request"):
+            return Response(status_code=401, headers={"HX-Redirect": "/login"})
+        return RedirectResponse("/login", status_code=303)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

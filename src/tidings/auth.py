@@ -16,6 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from tidings.contacts.normalize import InvalidAddress, normalize_email
 from tidings.errors import BadRequest
 from tidings.ids import new_id
 from tidings.models import ApiKey, DashboardSession, User
@@ -175,3 +176,51 @@ def credential_fingerprint(credential: str) -> str:
 
 def tokens_equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
+
+
+MAX_FREE_FAILURES = 3
+MAX_LOCK = timedelta(minutes=15)
+_DUMMY_HASH = _password_hasher.hash("not-a-real-password")
+
+
+class LoginFailed(Exception):
+    """Wrong email or password; the message never says which."""
+
+
+class LoginThrottled(Exception):
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(f"retry after {retry_after_seconds}s")
+        self.retry_after_seconds = retry_after_seconds
+
+
+def log_in(session: Session, email: str, password: str) -> User:
+    """Checks a dashboard login. After ``MAX_FREE_FAILURES`` wrong passwords the account is locked
+    for 2, 4, 8 … seconds (at most 15 minutes) per further failure, which slows guessing to a crawl
+    without locking the owner out for long. Unknown emails cost the same argon2 check as known ones,
+    so timing does not reveal which emails have accounts."""
+    try:
+        normalized = normalize_email(email)
+    except InvalidAddress:
+        normalized = None
+    user = (
+        session.scalars(select(User).where(User.email == normalized)).first()
+        if normalized
+        else None
+    )
+    if user is None:
+        verify_password(_DUMMY_HASH, password)
+        raise LoginFailed
+    now = utcnow()
+    if user.locked_until is not None and user.locked_until > now:
+        raise LoginThrottled(max(1, int((user.locked_until - now).total_seconds()) + 1))
+    if not verify_password(user.password_hash, password):
+        user.failed_logins += 1
+        excess = user.failed_logins - MAX_FREE_FAILURES
+        if excess > 0:
+            user.locked_until = now + min(timedelta(seconds=2**excess), MAX_LOCK)
+        session.flush()
+        raise LoginFailed
+    user.failed_logins = 0
+    user.locked_until = None
+    session.flush()
+    return user

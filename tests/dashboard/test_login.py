@@ -1,0 +1,150 @@
+"""Login, logout, sessions and CSRF over plain HTTP (the browser tests drive the same pages)."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tests.factories import ApiClient, make_audience, make_org, make_user
+from tidings.models import DashboardSession, User
+
+PASSWORD = "correct horse battery"
+
+
+def _login_csrf(client: ApiClient) -> str:
+    page = client.get("/login")
+    assert page.status_code == 200
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match
+    return match.group(1)
+
+
+def login(client: ApiClient, email: str, password: str = PASSWORD) -> ApiClient:
+    csrf = _login_csrf(client)
+    response = client.post(
+        "/login",
+        data={"email": email, "password": password, "csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    return client
+
+
+def page_csrf(client: ApiClient) -> str:
+    match = re.search(r'"X-CSRF-Token": "([^"]+)"', client.get("/overview/audiences").text)
+    assert match
+    return match.group(1)
+
+
+def test_login_sets_a_safe_session_cookie(client: ApiClient, db: Session) -> None:
+    org = make_org(db)
+    make_user(db, org, "Owner@Example.com", "owner", PASSWORD)
+    csrf = _login_csrf(client)
+    response = client.post(
+        "/login",
+        data={"email": "Owner@example.com", "password": PASSWORD, "csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/overview/audiences"
+    cookie = response.headers["set-cookie"]
+    assert "tidings_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
+    assert db.scalar(select(DashboardSession.user_id)) is not None
+
+
+def test_wrong_password_is_a_clear_message(client: ApiClient, db: Session) -> None:
+    org = make_org(db)
+    make_user(db, org, "owner@example.com")
+    csrf = _login_csrf(client)
+    response = client.post(
+        "/login", data={"email": "owner@example.com", "password": "nope-nope", "csrf_token": csrf}
+    )
+    # A normal page (not a 4xx) so the browser shows the form again without a console error.
+    assert response.status_code == 200
+    assert "Wrong email or password." in response.text
+    assert "tidings_session" not in response.headers.get("set-cookie", "")
+
+
+def test_repeated_failures_are_slowed_down(client: ApiClient, db: Session) -> None:
+    org = make_org(db)
+    make_user(db, org, "owner@example.com")
+    statuses = []
+    for _ in range(5):
+        csrf = _login_csrf(client)
+        statuses.append(
+            client.post(
+                "/login",
+                data={"email": "owner@example.com", "password": "wrong-guess", "csrf_token": csrf},
+            ).status_code
+        )
+    assert statuses[:4] == [200, 200, 200, 200]
+    assert statuses[4] == 429
+    # Even the right password waits out the lock.
+    csrf = _login_csrf(client)
+    response = client.post(
+        "/login", data={"email": "owner@example.com", "password": PASSWORD, "csrf_token": csrf}
+    )
+    assert response.status_code == 429 and "Try again in" in response.text
+    db.expire_all()
+    assert db.scalars(select(User)).one().locked_until is not None
+
+
+def test_login_without_csrf_is_refused(client: ApiClient, db: Session) -> None:
+    org = make_org(db)
+    make_user(db, org, "owner@example.com")
+    client.get("/login")
+    response = client.post("/login", data={"email": "owner@example.com", "password": PASSWORD})
+    assert response.status_code == 403
+
+
+def test_pages_require_login(client: ApiClient) -> None:
+    response = client.get("/overview/audiences", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/login"
+
+
+def test_list_shows_the_orgs_audiences_only(client: ApiClient, db: Session) -> None:
+    org, other = make_org(db), make_org(db, "Other")
+    make_user(db, org, "owner@example.com")
+    make_audience(db, org, "Mumbai Premium")
+    make_audience(db, other, "Secret Other Audience")
+    login(client, "owner@example.com")
+    page = client.get("/overview/audiences")
+    assert "Mumbai Premium" in page.text
+    assert "Secret Other Audience" not in page.text
+    assert 'hx-get="/overview/audiences/' in page.text  # owners get drawers
+
+
+def test_members_get_no_drawers(client: ApiClient, db: Session) -> None:
+    org = make_org(db)
+    make_user(db, org, "member@example.com", "member")
+    make_audience(db, org, "Mumbai Premium")
+    login(client, "member@example.com")
+    page = client.get("/overview/audiences")
+    assert "Mumbai Premium" in page.text
+    assert "/drawer/" not in page.text
+
+
+def test_search_and_pagination(client: ApiClient, db: Session) -> None:
+    org = make_org(db)
+    make_user(db, org, "owner@example.com")
+    for i in range(25):
+        make_audience(db, org, f"List {i:02d}")
+    make_audience(db, org, "Needle")
+    login(client, "owner@example.com")
+    first = client.get("/overview/audiences")
+    assert "page 1 of 2" in first.text
+    assert "Needle" in client.get("/overview/audiences?search=needl").text
+    assert "List 00" not in client.get("/overview/audiences?search=needl").text
+
+
+def test_logout_needs_csrf_and_ends_the_session(client: ApiClient, db: Session) -> None:
+    org = make_org(db)
+    make_user(db, org, "owner@example.com")
+    login(client, "owner@example.com")
+    assert client.post("/logout", follow_redirects=False).status_code == 403
+    csrf = page_csrf(client)
+    response = client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
+    assert response.status_code == 303
+    assert db.scalar(select(DashboardSession.user_id)) is None
