@@ -20,12 +20,13 @@ MAX_NAME_LENGTH = 200  # contacts.name is String(200)
 ADDRESS_COLUMNS = ("email", "phone")
 
 
+# The generic codes (bad_request, payload_too_large) on purpose: clients branch on the status and
+# the envelope's code family; the message says what is wrong with this file.
 class InvalidCsv(BadRequest):
-    code = "invalid_csv"
+    pass
 
 
 class TooManyRows(PayloadTooLarge):
-    code = "too_many_rows"
     message = f"max {MAX_ROWS:,} rows per upload; split larger files"
 
 

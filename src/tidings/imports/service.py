@@ -44,7 +44,6 @@ class AudienceNotFound(NotFound):
 
 
 class ImportConflict(Conflict):
-    code = "import_conflict"
     message = "Another change to the same contacts happened at the same time; retry the import."
 
 
