@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from tidings.audit.service import record_event
 from tidings.auth import Principal
 from tidings.db import is_postgres
-from tidings.errors import Conflict, NotFound
+from tidings.errors import Conflict, Forbidden, NotFound
 from tidings.imports import store
 from tidings.imports.csv import RowError, parse_csv
 from tidings.imports.plan import plan_rows
@@ -41,6 +41,10 @@ AUDIT_ACTION = "audience.csv_imported"
 
 class AudienceNotFound(NotFound):
     pass
+
+
+class ImportForbidden(Forbidden):
+    message = "Only owners of the organization can import contacts."
 
 
 class ImportConflict(Conflict):
@@ -68,7 +72,14 @@ def internal_actor(session: Session, audience_id: str) -> Principal:
 
 
 def import_csv(session: Session, actor: Principal, audience_id: str, data: bytes) -> ImportResult:
-    """Upsert the file's contacts into ``actor``'s organization and add them to the audience."""
+    """Upsert the file's contacts into ``actor``'s organization and add them to the audience.
+
+    Dashboard users must be owners (seed 002: the import drawer is owners-only); the rule lives
+    here so the dashboard, which calls this function directly, cannot forget it. API keys are
+    gated by their scopes at the route.
+    """
+    if actor.actor_type == "user" and actor.role != "owner":
+        raise ImportForbidden()
     # Locked (PostgreSQL) so that concurrent imports into one audience count members correctly.
     audience = get_for_org(
         session, Audience, actor.org_id, audience_id, AudienceNotFound, for_update=True
