@@ -30,7 +30,7 @@ from tidings.db import is_postgres
 from tidings.errors import Conflict, Forbidden, NotFound
 from tidings.imports import store
 from tidings.imports.csv import RowError, parse_csv
-from tidings.imports.plan import plan_rows
+from tidings.imports.plan import PlannedContact, plan_rows
 from tidings.models import Audience
 from tidings.tenancy import get_for_org
 from tidings.timeutil import utcnow
@@ -88,25 +88,12 @@ def import_csv(session: Session, actor: Principal, audience_id: str, data: bytes
     postgres = is_postgres(session)
     existing = store.matching_contacts(session, actor.org_id, parsed.rows, postgres)
     contacts, conflicts = plan_rows(parsed.rows, existing)
-    now = utcnow()
-    try:
-        store.update_contacts(
-            session, actor.org_id, [c for c in contacts if c.existing and c.changed], now, postgres
-        )
-        new = [c for c in contacts if not c.existing]
-        store.insert_contacts(session, actor.org_id, new, now)
-        added = store.add_members(
-            session, actor.org_id, audience.id, [c.id for c in contacts], now, postgres
-        )
-        contact_count = store.grow_contact_count(session, audience, added, now)
-    except (IntegrityError, psycopg.IntegrityError, sqlite3.IntegrityError) as exc:
-        # Only a concurrent writer can get here: the plan never assigns one address twice.
-        raise ImportConflict() from exc
+    created, added, contact_count = _write(session, actor.org_id, audience, contacts, postgres)
     errors = sorted([*parsed.errors, *conflicts], key=lambda error: error.row)
     result = ImportResult(
         received=parsed.received,
-        created=len(new),
-        updated=len(contacts) - len(new),
+        created=created,
+        updated=len(contacts) - created,
         added=added,
         invalid=parsed.invalid + len(conflicts),
         errors=errors[:MAX_REPORTED_ERRORS],
@@ -114,6 +101,31 @@ def import_csv(session: Session, actor: Principal, audience_id: str, data: bytes
     )
     _audit(session, actor, audience.id, result)
     return result
+
+
+def _write(
+    session: Session,
+    org_id: str,
+    audience: Audience,
+    contacts: list[PlannedContact],
+    postgres: bool,
+) -> tuple[int, int, int]:
+    """Apply the plan; returns (contacts created, members added, the audience's new count)."""
+    now = utcnow()
+    changed = [c for c in contacts if c.existing and c.changed]
+    new = [c for c in contacts if not c.existing]
+    try:
+        store.update_contacts(session, org_id, changed, now, postgres)
+        store.insert_contacts(session, org_id, new, now)
+        added = store.add_members(
+            session, org_id, audience.id, [c.id for c in contacts], now, postgres
+        )
+        contact_count = store.grow_contact_count(session, audience, added, now)
+    except (IntegrityError, psycopg.IntegrityError, sqlite3.IntegrityError) as exc:
+        # Only a concurrent writer can get here (e.g. another import creating the same address
+        # in another audience): the plan never gives one address to two contacts.
+        raise ImportConflict() from exc
+    return len(new), added, contact_count
 
 
 def _audit(session: Session, actor: Principal, audience_id: str, result: ImportResult) -> None:

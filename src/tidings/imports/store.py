@@ -70,7 +70,8 @@ def matching_contacts(
     """Every contact of the organization holding an email or phone that appears in ``rows``.
 
     On PostgreSQL the rows are locked until commit, so a concurrent edit cannot be overwritten
-    by the metadata merged here from a stale read.
+    by the metadata merged here from a stale read. The ``IN`` lists are the file's distinct
+    addresses, so the result is at most one row per address, never the whole table.
     """
     emails = sorted({row.email for row in rows if row.email})
     phones = sorted({row.phone for row in rows if row.phone})
@@ -86,7 +87,8 @@ def matching_contacts(
         ),
     )
     if postgres:
-        stmt = stmt.with_for_update()
+        # Locked in id order, so two imports touching the same contacts cannot deadlock.
+        stmt = stmt.order_by(CONTACTS.c.id).with_for_update()
     return [
         PlannedContact(c_id, email, phone, name, dict(metadata or {}), existing=True)
         for c_id, email, phone, name, metadata in session.execute(stmt)
