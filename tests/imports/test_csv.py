@@ -86,3 +86,14 @@ def test_planner_never_gives_one_address_to_two_contacts() -> None:
     contacts, conflicts = plan_rows(rows, [a])
     assert conflicts == []
     assert [(c.id, c.email, c.name) for c in contacts] == [("con_a", "a@example.com", "Back")]
+
+
+def test_unreadable_csv_names_the_row() -> None:
+    huge = b'email,note\na@example.com,"' + b"x" * 200_000 + b'"\n'
+    with pytest.raises(InvalidCsv, match="row 2"):
+        parse_csv(huge)
+
+
+def test_a_file_of_blank_rows_has_no_header() -> None:
+    with pytest.raises(InvalidCsv, match="no header"):
+        parse_csv(b",,\n ,\n")

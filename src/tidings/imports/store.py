@@ -2,9 +2,13 @@
 
 Lists of values travel as ONE bound parameter (a PostgreSQL array through ``unnest``/``ANY``, a
 JSON array through SQLite's ``json_each``), never as one placeholder per value: 10,000 addresses
-would pass SQLite's variable limit and make PostgreSQL parse a huge statement. Measured on a laptop
-(``bench/imports.py``): 10,000 new rows in ~0.4 s on SQLite and ~0.5 s on PostgreSQL, end to end
-over HTTP, parsing and validation included.
+would pass SQLite's variable limit and make PostgreSQL parse a huge statement.
+
+Measured with ``python -m bench.imports`` (2-CPU VM shared with other jobs), re-importing 10,000
+rows that all carry an email and a phone, SQLite / PostgreSQL: address validation 0.46 / 0.51 s,
+matching SELECT 0.10 / 0.07 s, planning 0.01 s, UPDATE 0.13 / 0.25 s, membership INSERT
+0.01 / 0.03 s, commit < 0.01 s. Validation (email-validator, phonenumbers) dominates; the SQL is
+a quarter of the time and grows with the file, not with the organization's contact count.
 """
 
 from __future__ import annotations
