@@ -372,3 +372,16 @@ def test_audit_event_records_the_counts(client: ApiClient, db: Session) -> None:
         "invalid": 1,
         "contactCount": 2,
     }
+
+
+def test_non_ascii_addresses_and_names_round_trip(client: ApiClient, db: Session) -> None:
+    setup = setup_import(db)
+    body = "email,name,city\njosé@exämple.com,Zoë Ñúñez,Zürich\n"
+    first = post_csv(client, setup, body)
+    assert first.status_code == 200, first.text
+    again = post_csv(client, setup, body.replace("Zürich", "Genève"))
+    assert counts(again.json()) == (1, 0, 1, 0, 0)
+    [contact] = all_contacts(db, setup.org)
+    assert contact.email == "josé@xn--exmple-cua.com"
+    assert contact.name == "Zoë Ñúñez"
+    assert contact.metadata_ == {"city": "Genève"}
