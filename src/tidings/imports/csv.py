@@ -104,7 +104,7 @@ def read_header(cells: list[str]) -> Header:
     if not any(column in seen for column in ADDRESS_COLUMNS):
         raise InvalidCsv(
             "the header needs an 'email' or 'phone' column (or both); "
-            f"found: {', '.join(c.strip() for c in cells)}"
+            f"found: {', '.join(c.strip() for c in cells[:10])}{', ...' if len(cells) > 10 else ''}"
         )
     known = {column: seen[column] - 1 for column in (*ADDRESS_COLUMNS, "name") if column in seen}
     return Header(
