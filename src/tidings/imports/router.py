@@ -1,8 +1,104 @@
-"""HTTP for CSV imports: the internal route and its public twin share one code path."""
+"""HTTP for CSV imports: the internal route and its public twin share one code path.
+
+Both read the body the same way (``csv_body``) and call ``service.import_csv``; they differ only in
+who may call them: an owner's dashboard session or the internal token on ``/api/internal``, an API
+key with ``write:audiences`` and ``write:contacts`` on ``/v1`` and ``/api/v1``.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import ValidationError
+
+from tidings.auth import Principal
+from tidings.deps import DbSession, internal_caller, require_scopes
+from tidings.errors import UnsupportedMediaType, ValidationFailed, error_responses
+from tidings.imports import service
+from tidings.imports.csv import InvalidCsv
+from tidings.imports.schemas import CsvImportJson, ImportResponse
 
 router = APIRouter(tags=["imports"])
 internal_router = APIRouter(tags=["internal"])
+
+CSV_MEDIA_TYPE = "text/csv"
+JSON_MEDIA_TYPE = "application/json"
+
+_REQUEST_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            CSV_MEDIA_TYPE: {
+                "schema": {"type": "string"},
+                "example": "email,name,company\nalice@example.com,Alice,Acme\n",
+            },
+            JSON_MEDIA_TYPE: {"schema": CsvImportJson.model_json_schema()},
+        },
+    }
+}
+_RESPONSES = error_responses(400, 401, 403, 404, 409, 413, 415)
+
+
+def _csv_from_json(body: bytes) -> bytes:
+    try:
+        payload = CsvImportJson.model_validate_json(body)
+    except ValidationError as exc:
+        raise ValidationFailed(
+            'the JSON body must be an object {"csv": "<the CSV text>"}',
+            details=[
+                {"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()
+            ],
+        ) from None
+    try:
+        return payload.csv.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidCsv("the CSV text contains unpaired surrogates; send valid Unicode") from None
+
+
+async def csv_body(request: Request) -> bytes:
+    """The CSV bytes from either content type; anything else is a 415 before the body is read."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type not in (CSV_MEDIA_TYPE, JSON_MEDIA_TYPE):
+        raise UnsupportedMediaType(
+            "send the file as 'Content-Type: text/csv', "
+            'or as \'Content-Type: application/json\' with {"csv": "<the CSV text>"}'
+        )
+    body = await request.body()
+    return body if media_type == CSV_MEDIA_TYPE else _csv_from_json(body)
+
+
+@router.post(
+    "/audiences/{audience_id}/import",
+    response_model=ImportResponse,
+    responses=_RESPONSES,
+    openapi_extra=_REQUEST_BODY,
+    summary="Import contacts from a CSV file into an audience",
+)
+def import_into_audience(
+    audience_id: str,
+    session: DbSession,
+    principal: Annotated[Principal, Depends(require_scopes("write:audiences", "write:contacts"))],
+    data: Annotated[bytes, Depends(csv_body)],
+) -> ImportResponse:
+    """Header: ``email`` and/or ``phone``, optional ``name``; other columns become contact
+    metadata (template variables). At most 10,000 rows. Bad rows are reported and left out."""
+    return ImportResponse.from_result(service.import_csv(session, principal, audience_id, data))
+
+
+@internal_router.post(
+    "/audiences/{audience_id}/import-csv",
+    response_model=ImportResponse,
+    responses=_RESPONSES,
+    openapi_extra=_REQUEST_BODY,
+    summary="Import contacts from a CSV file (dashboard owners, internal token)",
+)
+def import_csv_internal(
+    audience_id: str,
+    session: DbSession,
+    caller: Annotated[Principal | None, Depends(internal_caller)],
+    data: Annotated[bytes, Depends(csv_body)],
+) -> ImportResponse:
+    """Seed 002's internal import; the internal token acts in the audience's own organization."""
+    actor = caller if caller is not None else service.internal_actor(session, audience_id)
+    return ImportResponse.from_result(service.import_csv(session, actor, audience_id, data))

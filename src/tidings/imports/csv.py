@@ -1,0 +1,199 @@
+"""Reading an uploaded CSV into validated contact rows, without touching the database.
+
+Whole-file problems (not UTF-8, NUL bytes, a bad header, too many rows) refuse the upload; problems
+in one row are reported with the row number a spreadsheet shows (header = row 1) and the row is
+left out, so one typo never blocks the other 9,999 rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from tidings.contacts.normalize import InvalidAddress, normalize_email, normalize_phone
+from tidings.errors import BadRequest, PayloadTooLarge
+
+MAX_ROWS = 10_000
+MAX_NAME_LENGTH = 200  # contacts.name is String(200)
+ADDRESS_COLUMNS = ("email", "phone")
+
+
+# The generic codes (bad_request, payload_too_large) on purpose: clients branch on the status and
+# the envelope's code family; the message says what is wrong with this file.
+class InvalidCsv(BadRequest):
+    pass
+
+
+class TooManyRows(PayloadTooLarge):
+    message = f"max {MAX_ROWS:,} rows per upload; split larger files"
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    row: int
+    field: str | None  # None when the whole row is at fault (e.g. too many cells)
+    message: str
+
+
+@dataclass(slots=True)
+class ContactRow:
+    """One good data row: normalised addresses, and only the cells that were not empty."""
+
+    row: int
+    email: str | None
+    phone: str | None
+    name: str | None
+    metadata: dict[str, str]
+
+
+@dataclass(slots=True)
+class ParsedCsv:
+    rows: list[ContactRow] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    received: int = 0  # non-blank data rows, good or bad
+    invalid: int = 0  # rows left out
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """Where each known column sits; every other column is a metadata key, named as written."""
+
+    width: int
+    email: int | None
+    phone: int | None
+    name: int | None
+    metadata: tuple[tuple[int, str], ...]
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 text with or without a BOM. Anything else is refused whole: guessing an encoding
+    would silently store mangled names."""
+    if b"\x00" in data:
+        raise InvalidCsv(
+            "the CSV contains NUL bytes (is it UTF-16 or a binary file?); save it as UTF-8 text"
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidCsv(
+            f"the CSV is not valid UTF-8 (bad byte at offset {exc.start}); "
+            "save it as 'CSV UTF-8' and upload it again"
+        ) from None
+    if not text.strip():
+        raise InvalidCsv("the CSV is empty; send a header row (email and/or phone) and data rows")
+    return text
+
+
+def read_header(cells: list[str]) -> Header:
+    """Column names are matched case-insensitively after trimming, so `` EMAIL `` is ``email``."""
+    seen: dict[str, int] = {}
+    for position, raw in enumerate(cells, start=1):
+        key = raw.strip().lower()
+        if not key:
+            raise InvalidCsv(
+                f"column {position} of the header has no name; name it or delete the column"
+            )
+        if key in seen:
+            raise InvalidCsv(
+                f"the header names {raw.strip()!r} twice (columns {seen[key]} and {position}); "
+                "column names must be unique"
+            )
+        seen[key] = position
+    if not any(column in seen for column in ADDRESS_COLUMNS):
+        raise InvalidCsv(
+            "the header needs an 'email' or 'phone' column (or both); "
+            f"found: {', '.join(c.strip() for c in cells[:10])}{', ...' if len(cells) > 10 else ''}"
+        )
+    known = {column: seen[column] - 1 for column in (*ADDRESS_COLUMNS, "name") if column in seen}
+    return Header(
+        width=len(cells),
+        email=known.get("email"),
+        phone=known.get("phone"),
+        name=known.get("name"),
+        metadata=tuple(
+            (index, raw.strip())
+            for index, raw in enumerate(cells)
+            if raw.strip().lower() not in ("email", "phone", "name")
+        ),
+    )
+
+
+def _records(text: str) -> Iterator[tuple[int, list[str]]]:
+    """Records numbered as a spreadsheet numbers them: a quoted field spanning lines is one row,
+    a blank line is a row of its own (then skipped by the caller)."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    number = 0
+    try:
+        for cells in reader:
+            number += 1
+            yield number, cells
+    except csv.Error as exc:
+        raise InvalidCsv(f"row {number + 1} cannot be read as CSV: {exc}") from None
+
+
+def _cell(cells: list[str], index: int | None) -> str:
+    return cells[index].strip() if index is not None and index < len(cells) else ""
+
+
+def _address(raw: str, column: str, row: int, errors: list[RowError]) -> str | None:
+    if not raw:
+        return None
+    try:
+        return normalize_email(raw) if column == "email" else normalize_phone(raw)
+    except InvalidAddress as exc:
+        errors.append(RowError(row, column, str(exc)))
+        return None
+
+
+def validate_row(number: int, cells: list[str], header: Header) -> ContactRow | list[RowError]:
+    """A good row, or every problem found in it (a row can have a bad email and a bad phone)."""
+    if len(cells) > header.width:
+        return [
+            RowError(
+                number,
+                None,
+                f"row has {len(cells)} cells but the header has {header.width} columns; "
+                "quote cells that contain commas",
+            )
+        ]
+    raw_email, raw_phone = _cell(cells, header.email), _cell(cells, header.phone)
+    if not raw_email and not raw_phone:
+        column = "email" if header.email is not None else "phone"
+        return [RowError(number, column, "row has no email or phone; each row needs one")]
+    errors: list[RowError] = []
+    email = _address(raw_email, "email", number, errors)
+    phone = _address(raw_phone, "phone", number, errors)
+    name = _cell(cells, header.name)
+    if len(name) > MAX_NAME_LENGTH:
+        errors.append(RowError(number, "name", f"name is longer than {MAX_NAME_LENGTH} characters"))
+    if errors:
+        return errors
+    metadata = {key: value for index, key in header.metadata if (value := _cell(cells, index))}
+    return ContactRow(number, email, phone, name or None, metadata)
+
+
+def parse_csv(data: bytes) -> ParsedCsv:
+    """The whole upload, validated. Refuses more than ``MAX_ROWS`` data rows as soon as it sees
+    one more, before anything is written."""
+    header: Header | None = None
+    parsed = ParsedCsv()
+    for number, cells in _records(decode(data)):
+        if all(not cell.strip() for cell in cells):
+            continue  # blank lines (or rows of empty cells) are skipped silently
+        if header is None:
+            header = read_header(cells)
+            continue
+        parsed.received += 1
+        if parsed.received > MAX_ROWS:
+            raise TooManyRows()
+        result = validate_row(number, cells, header)
+        if isinstance(result, ContactRow):
+            parsed.rows.append(result)
+        else:
+            parsed.invalid += 1
+            parsed.errors.extend(result)
+    if header is None:
+        raise InvalidCsv("the CSV has no header row; the first row must name the columns")
+    return parsed

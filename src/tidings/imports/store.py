@@ -1,0 +1,226 @@
+"""The import's bulk SQL: a handful of set-based statements whatever the file size.
+
+Lists of values travel as ONE bound parameter (a PostgreSQL array through ``unnest``/``ANY``, a
+JSON array through SQLite's ``json_each``), never as one placeholder per value: 10,000 addresses
+would pass SQLite's variable limit and make PostgreSQL parse a huge statement.
+
+Measured with ``python -m bench.imports`` (2-CPU VM shared with other jobs), re-importing 10,000
+rows that all carry an email and a phone, SQLite / PostgreSQL: address validation 0.46 / 0.51 s,
+matching SELECT 0.10 / 0.07 s, planning 0.01 s, UPDATE 0.13 / 0.25 s, membership INSERT
+0.01 / 0.03 s, commit < 0.01 s. Validation (email-validator, phonenumbers) dominates; the SQL is
+a quarter of the time and grows with the file, not with the organization's contact count.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Table,
+    TableValuedAlias,
+    any_,
+    bindparam,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from tidings.db import bulk_insert
+from tidings.imports.csv import ContactRow
+from tidings.imports.plan import PlannedContact
+from tidings.models import Audience, AudienceMember, Contact, UTCDateTime
+from tidings.tenancy import org_filter
+
+CONTACTS = cast(Table, Contact.__table__)
+AUDIENCES = cast(Table, Audience.__table__)
+MEMBERS = cast(Table, AudienceMember.__table__)
+CONTACT_COLUMNS = ("id", "org_id", "email", "phone", "name", "metadata", "created_at", "updated_at")
+
+
+def _text_array(values: Sequence[str | None]) -> Any:
+    return bindparam(None, list(values), type_=ARRAY(String))
+
+
+def _value_list(values: Sequence[str], postgres: bool) -> TableValuedAlias:
+    """A one-column table ``value`` holding ``values``, from a single bound parameter."""
+    if postgres:
+        return func.unnest(_text_array(values)).table_valued("value").render_derived()
+    return func.json_each(json.dumps(list(values))).table_valued("value")
+
+
+def _one_of(column: Any, values: Sequence[str], postgres: bool) -> ColumnElement[bool]:
+    if postgres:
+        # ``= ANY(array)`` lets PostgreSQL probe the unique (org_id, email/phone) index per value.
+        return cast(ColumnElement[bool], column == any_(_text_array(values)))
+    return cast(ColumnElement[bool], column.in_(select(_value_list(values, False).c.value)))
+
+
+def matching_contacts(
+    session: Session, org_id: str, rows: Sequence[ContactRow], postgres: bool
+) -> list[PlannedContact]:
+    """Every contact of the organization holding an email or phone that appears in ``rows``.
+
+    On PostgreSQL the rows are locked until commit, so a concurrent edit cannot be overwritten
+    by the metadata merged here from a stale read. The ``IN`` lists are the file's distinct
+    addresses, so the result is at most one row per address, never the whole table.
+    """
+    emails = sorted({row.email for row in rows if row.email})
+    phones = sorted({row.phone for row in rows if row.phone})
+    if not emails and not phones:
+        return []
+    stmt = select(
+        CONTACTS.c.id, CONTACTS.c.email, CONTACTS.c.phone, CONTACTS.c.name, CONTACTS.c.metadata
+    ).where(
+        org_filter(CONTACTS.c, org_id),
+        or_(
+            _one_of(CONTACTS.c.email, emails, postgres),
+            _one_of(CONTACTS.c.phone, phones, postgres),
+        ),
+    )
+    if postgres:
+        # Locked in id order, so two imports touching the same contacts cannot deadlock.
+        stmt = stmt.order_by(CONTACTS.c.id).with_for_update()
+    return [
+        PlannedContact(c_id, email, phone, name, dict(metadata or {}), existing=True)
+        for c_id, email, phone, name, metadata in session.execute(stmt)
+    ]
+
+
+# One statement for any number of rows: the arrays are zipped back into rows by ``unnest``.
+_PG_UPDATE_CONTACTS = text(
+    """
+    UPDATE contacts AS c
+       SET email = v.email, phone = v.phone, name = v.name,
+           metadata = CAST(v.metadata AS jsonb), updated_at = :now
+      FROM unnest(CAST(:ids AS text[]), CAST(:emails AS text[]), CAST(:phones AS text[]),
+                  CAST(:names AS text[]), CAST(:metadata AS text[]))
+           AS v(id, email, phone, name, metadata)
+     WHERE c.org_id = :org_id AND c.id = v.id
+    """
+)
+
+
+def update_contacts(
+    session: Session,
+    org_id: str,
+    contacts: Sequence[PlannedContact],
+    now: datetime,
+    postgres: bool,
+) -> None:
+    """Write the final state of changed existing contacts: ``UPDATE ... FROM unnest(...)`` on
+    PostgreSQL, one prepared statement run with ``executemany`` on SQLite (one writer, no round
+    trips: the database is in-process)."""
+    if not contacts:
+        return
+    if postgres:
+        session.execute(
+            _PG_UPDATE_CONTACTS,
+            {
+                "ids": [c.id for c in contacts],
+                "emails": [c.email for c in contacts],
+                "phones": [c.phone for c in contacts],
+                "names": [c.name for c in contacts],
+                "metadata": [json.dumps(c.metadata) for c in contacts],
+                "now": now,
+                "org_id": org_id,
+            },
+        )
+        return
+    stmt = (
+        update(CONTACTS)
+        .where(org_filter(CONTACTS.c, org_id), CONTACTS.c.id == bindparam("b_id"))
+        .values(
+            {
+                CONTACTS.c.email: bindparam("b_email"),
+                CONTACTS.c.phone: bindparam("b_phone"),
+                CONTACTS.c.name: bindparam("b_name"),
+                CONTACTS.c.metadata: bindparam("b_metadata", type_=CONTACTS.c.metadata.type),
+                CONTACTS.c.updated_at: now,
+            }
+        )
+    )
+    session.execute(
+        stmt,
+        [
+            {
+                "b_id": c.id,
+                "b_email": c.email,
+                "b_phone": c.phone,
+                "b_name": c.name,
+                "b_metadata": c.metadata,
+            }
+            for c in contacts
+        ],
+    )
+
+
+def insert_contacts(
+    session: Session, org_id: str, contacts: Sequence[PlannedContact], now: datetime
+) -> None:
+    """New contacts through ``bulk_insert``: COPY on PostgreSQL, executemany on SQLite."""
+    bulk_insert(
+        session,
+        CONTACTS,
+        CONTACT_COLUMNS,
+        ((c.id, org_id, c.email, c.phone, c.name, c.metadata, now, now) for c in contacts),
+    )
+
+
+def add_members(
+    session: Session,
+    org_id: str,
+    audience_id: str,
+    contact_ids: Sequence[str],
+    now: datetime,
+    postgres: bool,
+) -> int:
+    """Add the contacts to the audience; returns how many were not members yet.
+
+    ``ON CONFLICT DO NOTHING`` makes re-adding a member a no-op without first reading the
+    membership, and the statement's row count is exactly the number of new members.
+    """
+    if not contact_ids:
+        return 0
+    ids = _value_list(contact_ids, postgres)
+    rows = select(
+        literal(audience_id, String),
+        ids.c.value,
+        literal(org_id, String),
+        literal(now, UTCDateTime),
+    ).where(true())  # SQLite needs a WHERE to parse INSERT ... SELECT ... ON CONFLICT
+    insert = pg_insert(MEMBERS) if postgres else sqlite_insert(MEMBERS)
+    stmt = (
+        insert.from_select(["audience_id", "contact_id", "org_id", "created_at"], rows)
+        .on_conflict_do_nothing()
+        # SQLAlchemy only keeps an INSERT's row count when asked to.
+        .execution_options(preserve_rowcount=True)
+    )
+    return int(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+
+
+def grow_contact_count(session: Session, audience: Audience, added: int, now: datetime) -> int:
+    """``contact_count = contact_count + n`` in the database (never a value computed here), so a
+    concurrent membership change is never lost; returns the new count."""
+    if not added:
+        return audience.contact_count
+    stmt = (
+        update(AUDIENCES)
+        .where(org_filter(AUDIENCES.c, audience.org_id), AUDIENCES.c.id == audience.id)
+        .values({AUDIENCES.c.contact_count: AUDIENCES.c.contact_count + added})
+        .values({AUDIENCES.c.updated_at: now})
+        .returning(AUDIENCES.c.contact_count)
+    )
+    return int(session.execute(stmt).scalar_one())

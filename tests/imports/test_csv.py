@@ -1,0 +1,99 @@
+"""The CSV reader and the row planner on their own: no database, no HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from tidings.imports.csv import (
+    InvalidCsv,
+    TooManyRows,
+    decode,
+    parse_csv,
+    read_header,
+)
+from tidings.imports.plan import PlannedContact, plan_rows
+
+
+def test_decode_strips_the_bom_and_refuses_other_encodings() -> None:
+    assert decode("\ufeffemail\n".encode()) == "email\n"
+    with pytest.raises(InvalidCsv, match="UTF-8"):
+        decode("email\nzoë@example.com\n".encode("latin-1"))
+    with pytest.raises(InvalidCsv, match="NUL"):
+        decode("email\n".encode("utf-16"))
+    with pytest.raises(InvalidCsv, match="empty"):
+        decode(b"  \r\n")
+
+
+def test_header_positions_and_metadata_keys() -> None:
+    header = read_header([" Name ", "EMAIL", "Company", "phone"])
+    assert (header.email, header.phone, header.name) == (1, 3, 0)
+    assert header.metadata == ((2, "Company"),)
+
+
+@pytest.mark.parametrize(
+    ("cells", "message"),
+    [
+        (["email", "Email "], "twice"),
+        (["email", " "], "no name"),
+        (["name", "company"], "'email' or 'phone'"),
+    ],
+)
+def test_bad_headers(cells: list[str], message: str) -> None:
+    with pytest.raises(InvalidCsv, match=message):
+        read_header(cells)
+
+
+def test_row_numbers_follow_the_spreadsheet() -> None:
+    data = b'\n\nemail,note\n"a@example.com","two\nlines"\n\nbad\n'
+    parsed = parse_csv(data)
+    assert [row.row for row in parsed.rows] == [4]
+    assert [(e.row, e.field) for e in parsed.errors] == [(6, "email")]
+    assert (parsed.received, parsed.invalid) == (2, 1)
+
+
+def test_short_rows_are_padded_and_long_rows_refused() -> None:
+    parsed = parse_csv(b"email,name,city\na@example.com\nb@example.com,B,X,extra\n")
+    assert [(r.email, r.name, r.metadata) for r in parsed.rows] == [("a@example.com", None, {})]
+    assert [(e.row, e.field) for e in parsed.errors] == [(3, None)]
+
+
+def test_row_with_bad_email_and_bad_phone_reports_both() -> None:
+    parsed = parse_csv(b"email,phone\nnope,123\n")
+    assert [(e.row, e.field) for e in parsed.errors] == [(2, "email"), (2, "phone")]
+    assert parsed.invalid == 1
+
+
+def test_long_names_are_row_errors() -> None:
+    parsed = parse_csv(("email,name\na@example.com," + "x" * 201 + "\n").encode())
+    assert [(e.row, e.field) for e in parsed.errors] == [(2, "name")]
+
+
+def test_limit_counts_data_rows_only() -> None:
+    ok = b"email\n" + b"".join(b"u%d@example.com\n" % i for i in range(10_000))
+    assert parse_csv(ok).received == 10_000
+    with pytest.raises(TooManyRows, match="10,000 rows"):
+        parse_csv(ok + b"one-more@example.com\n")
+
+
+def test_planner_never_gives_one_address_to_two_contacts() -> None:
+    a = PlannedContact("con_a", "a@example.com", "+14155550100", None, existing=True)
+    rows = parse_csv(
+        b"email,phone,name\n"
+        b",+14155550100,Phone match\n"  # updates a by phone
+        b"new@example.com,+14155550100,Email change\n"  # new email for a (unowned)
+        b"a@example.com,,Back\n"  # the old email still belongs to a
+    ).rows
+    contacts, conflicts = plan_rows(rows, [a])
+    assert conflicts == []
+    assert [(c.id, c.email, c.name) for c in contacts] == [("con_a", "a@example.com", "Back")]
+
+
+def test_unreadable_csv_names_the_row() -> None:
+    huge = b'email,note\na@example.com,"' + b"x" * 200_000 + b'"\n'
+    with pytest.raises(InvalidCsv, match="row 2"):
+        parse_csv(huge)
+
+
+def test_a_file_of_blank_rows_has_no_header() -> None:
+    with pytest.raises(InvalidCsv, match="no header"):
+        parse_csv(b",,\n ,\n")

@@ -1,0 +1,63 @@
+"""Whatever the body, the import answers a clean 4xx or a 200, never a 5xx."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy.orm import Session
+
+from tests.factories import ApiClient
+from tests.imports.helpers import post_csv, setup_import
+
+_PROPERTY = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+# Cells that look like what people upload, and the characters that break naive CSV readers.
+_cell = st.one_of(
+    st.sampled_from(["", " ", "a@example.com", "A@Example.COM", "+14155550100", "x@y", "+1"]),
+    st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=12),
+    st.text(alphabet='",\r\n\ufeff@+ ', max_size=6),
+)
+_header = st.lists(
+    st.sampled_from(["email", "Email", " PHONE ", "name", "company", "", "email"]),
+    min_size=1,
+    max_size=5,
+)
+_csv_text = st.builds(
+    lambda header, rows, eol: eol.join(",".join(cells) for cells in [header, *rows]),
+    _header,
+    st.lists(st.lists(_cell, max_size=6), max_size=8),
+    st.sampled_from(["\n", "\r\n", "\r"]),
+)
+
+
+def _assert_clean(status: int, body: dict[str, object]) -> None:
+    assert status in (200, 400, 413), (status, body)
+    if status != 200:
+        assert set(body) == {"error"}
+
+
+@_PROPERTY
+@given(data=st.binary(max_size=300))
+def test_arbitrary_bytes(client: ApiClient, db: Session, data: bytes) -> None:
+    setup = setup_import(db)
+    response = post_csv(client, setup, data)
+    _assert_clean(response.status_code, response.json())
+
+
+@_PROPERTY
+@given(text=_csv_text, bom=st.booleans(), as_json=st.booleans())
+def test_csv_like_text(client: ApiClient, db: Session, text: str, bom: bool, as_json: bool) -> None:
+    setup = setup_import(db)
+    if as_json:
+        response = post_csv(
+            client, setup, json.dumps({"csv": text}), content_type="application/json"
+        )
+    else:
+        response = post_csv(client, setup, (("\ufeff" if bom else "") + text).encode())
+    _assert_clean(response.status_code, response.json())
