@@ -59,7 +59,6 @@ def test_normalised_spelling(raw: str, expected: str) -> None:
         "a..b@example.com",
         "a@-x.com",
         "a@example.invalid",
-        "x" * 65 + "@example.com",
     ],
 )
 def test_invalid_emails(raw: str) -> None:
