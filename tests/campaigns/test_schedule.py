@@ -71,7 +71,17 @@ def test_no_schedule_means_now() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["2027-05-01", "2027/05/01 09:00", "09:00", "2027-02-30 09:00", "2027-05-01 25:00", ""]
+    "text",
+    [
+        "2027-05-01",
+        "2027/05/01 09:00",
+        "09:00",
+        "2027-02-30 09:00",
+        "2027-05-01 25:00",
+        "9999-12-31 23:59",
+        "0001-01-01 00:00",
+        "",
+    ],
 )
 def test_bad_format_is_a_400(text: str) -> None:
     with pytest.raises(InvalidScheduledLocal) as info:

@@ -16,6 +16,7 @@ from tidings.errors import Unprocessable, ValidationFailed
 
 LOCAL_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S")
 MAX_RAMP_MINUTES = 1440
+MIN_YEAR, MAX_YEAR = 1900, 9998
 _MICROS_PER_MINUTE = 60_000_000
 
 
@@ -49,9 +50,13 @@ def parse_local(text: str) -> datetime:
     """A naive wall-clock time from ``YYYY-MM-DD HH:MM`` (seconds optional)."""
     for fmt in LOCAL_FORMATS:
         try:
-            return datetime.strptime(text.strip(), fmt)
+            parsed = datetime.strptime(text.strip(), fmt)
         except ValueError:
             continue
+        # Years at the edge of ``datetime`` overflow when shifted to UTC or by the ramp.
+        if MIN_YEAR <= parsed.year <= MAX_YEAR:
+            return parsed
+        break
     raise InvalidScheduledLocal(
         f"scheduled_local {text!r} is not a valid 'YYYY-MM-DD HH:MM' (or 'YYYY-MM-DD HH:MM:SS')",
         details={"field": "scheduled_local"},

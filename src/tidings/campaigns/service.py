@@ -212,7 +212,11 @@ def send_to_audience(
 ) -> Campaign:
     """Validates everything before writing anything, then writes the campaign and its messages."""
     now = now or utcnow()
-    audience = get_for_org(session, Audience, actor.org_id, audience_id, AudienceNotFound)
+    # Locked (PostgreSQL) like the audience delete does, so a delete cannot pass its "no active
+    # campaign" check while this send is writing one.
+    audience = get_for_org(
+        session, Audience, actor.org_id, audience_id, AudienceNotFound, for_update=True
+    )
     template = resolve_template(session, actor.org_id, request.template)
     channel = request.channel or template.channel
     if template.channel != channel:
