@@ -104,3 +104,13 @@ def test_scopes(client: ApiClient, db: Session) -> None:
     assert client.delete("/v1/suppressions/sup_x", headers=reader).status_code == 403
     other = _headers(db, ("write:audiences",))
     assert client.get("/v1/suppressions", headers=other).status_code == 403
+
+
+def test_delete_by_address_in_a_json_body(client: ApiClient, db: Session) -> None:
+    headers = _headers(db)
+    client.post("/v1/suppressions", json={"address": "+14155550100"}, headers=headers)
+    response = client.request(
+        "DELETE", "/v1/suppressions", json={"address": "+1 415 555 0100"}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    assert client.get("/v1/suppressions", headers=headers).json()["total"] == 0

@@ -159,3 +159,15 @@ def test_scopes(client: ApiClient, db: Session) -> None:
     assert client.post("/v1/templates", json=EMAIL, headers=reader).status_code == 403
     assert client.get("/v1/templates", headers=_headers(db, ("read:audiences",))).status_code == 403
     assert client.get("/v1/templates").status_code == 401
+
+
+def test_routes_accept_the_slug_as_well_as_the_id(client: ApiClient, db: Session) -> None:
+    headers = _headers(db)
+    created = client.post("/v1/templates", json={**EMAIL, "slug": "promo"}, headers=headers).json()
+    assert client.get("/v1/templates/promo", headers=headers).json()["id"] == created["id"]
+    patched = client.patch("/v1/templates/promo", json={"name": "Promo"}, headers=headers)
+    assert patched.json()["name"] == "Promo"
+    preview = client.post("/v1/templates/promo/preview", json={}, headers=headers)
+    assert preview.status_code == 200
+    assert client.delete("/v1/templates/promo", headers=headers).status_code == 200
+    assert client.get(f"/v1/templates/{created['id']}", headers=headers).status_code == 404

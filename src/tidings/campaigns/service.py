@@ -9,17 +9,24 @@ on PostgreSQL). No ORM object per message, no round trip per message.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from email.utils import formataddr, parseaddr
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from tidings.audit.service import record_event
 from tidings.auth import Principal
 from tidings.campaigns import schedule
+from tidings.campaigns.recipients import (
+    MAX_RECIPIENTS,
+    Recipients,
+    count_with_address,
+    read_recipients,
+    refuse_too_many,
+)
 from tidings.campaigns.schemas import SendRequest
 from tidings.campaigns.variants import letters, variant_letter
 from tidings.contacts.normalize import InvalidAddress, normalize_email, normalize_phone
@@ -29,18 +36,15 @@ from tidings.errors import NotFound, Unprocessable, ValidationFailed
 from tidings.ids import new_id
 from tidings.models import (
     Audience,
-    AudienceMember,
     Campaign,
-    Contact,
     Message,
     Organization,
-    Suppression,
+    Template,
 )
 from tidings.templates.service import resolve_template
 from tidings.tenancy import get_for_org, org_filter
 from tidings.timeutil import isoformat_z, utcnow
 
-MAX_RECIPIENTS = 10_000
 ACTIVE_STATUSES = ("scheduled", "in_progress")
 _SENDER_ID = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 MESSAGE_COLUMNS = (
@@ -77,24 +81,6 @@ class InvalidFrom(ValidationFailed):
 
 class VariantsNeedEmail(Unprocessable):
     code = "subject_variants_email_only"
-
-
-class TooManyRecipients(Unprocessable):
-    code = "too_many_recipients"
-
-
-@dataclass
-class Recipients:
-    """Members sorted by contact id, split by what the send does with them."""
-
-    total: int = 0
-    skipped: int = 0
-    suppressed: int = 0
-    deliverable: list[tuple[str, str]] = field(default_factory=list)  # (contact id, address)
-
-    @property
-    def with_address(self) -> int:
-        return self.suppressed + len(self.deliverable)
 
 
 def check_from(channel: str, sender: str | None) -> str | None:
@@ -146,61 +132,31 @@ def check_variants(channel: str, variants: list[str] | None) -> list[str] | None
     return variants
 
 
-def read_recipients(session: Session, org_id: str, audience_id: str, channel: str) -> Recipients:
-    """One query: every member, its address for the channel, and whether it is suppressed."""
-    address = Contact.email if channel == "email" else Contact.phone
-    stmt = (
-        select(Contact.id, address, Suppression.id)
-        .select_from(AudienceMember)
-        .join(Contact, Contact.id == AudienceMember.contact_id)
-        .outerjoin(
-            Suppression,
-            and_(org_filter(Suppression, org_id), Suppression.address == address),
-        )
-        .where(
-            AudienceMember.audience_id == audience_id,
-            org_filter(AudienceMember, org_id),
-            org_filter(Contact, org_id),
-        )
-        # Ordered by contact id so that a repeated send assigns the same places in the ramp.
-        .order_by(Contact.id)
-    )
-    recipients = Recipients()
-    for contact_id, to, suppression_id in session.execute(stmt):
-        recipients.total += 1
-        if not to:
-            recipients.skipped += 1
-        elif suppression_id is not None:
-            recipients.suppressed += 1
-        else:
-            recipients.deliverable.append((contact_id, to))
-    return recipients
+@dataclass(frozen=True)
+class SendPlan:
+    """A send request checked against the template and the clock: what the campaign will be."""
+
+    template: Template
+    channel: str
+    sender: str | None
+    variants: list[str] | None
+    starts_at: datetime
+    ramp_minutes: int
 
 
-def _count_with_address(session: Session, org_id: str, audience_id: str, channel: str) -> int:
-    address = Contact.email if channel == "email" else Contact.phone
-    stmt = (
-        select(func.count())
-        .select_from(AudienceMember)
-        .join(Contact, Contact.id == AudienceMember.contact_id)
-        .where(
-            AudienceMember.audience_id == audience_id,
-            org_filter(AudienceMember, org_id),
-            address.is_not(None),
+def plan_send(session: Session, org_id: str, request: SendRequest, now: datetime) -> SendPlan:
+    template = resolve_template(session, org_id, request.template)
+    channel = request.channel or template.channel
+    if template.channel != channel:
+        raise ChannelMismatch(
+            f"template {template.slug!r} is for {template.channel}, not {channel}",
+            details={"field": "channel", "templateChannel": template.channel},
         )
-    )
-    return session.scalar(stmt) or 0
-
-
-def _refuse_too_many(count: int) -> None:
-    """The limit counts members with an address, suppressed ones included: whether a send is
-    accepted should not depend on the current state of the suppression list."""
-    if count > MAX_RECIPIENTS:
-        raise TooManyRecipients(
-            f"this audience has {count:,} recipients; at most {MAX_RECIPIENTS:,} per send. "
-            "Split bigger audiences.",
-            details={"recipients": count, "max": MAX_RECIPIENTS},
-        )
+    sender = check_from(channel, request.from_)
+    variants = check_variants(channel, request.subject_variants)
+    zone = request.scheduled_at_tz or _org_timezone(session, org_id)
+    starts_at, _ = schedule.resolve_starts_at(request.scheduled_local, zone, now)
+    return SendPlan(template, channel, sender, variants, starts_at, request.ramp_minutes or 0)
 
 
 def send_to_audience(
@@ -217,52 +173,53 @@ def send_to_audience(
     audience = get_for_org(
         session, Audience, actor.org_id, audience_id, AudienceNotFound, for_update=True
     )
-    template = resolve_template(session, actor.org_id, request.template)
-    channel = request.channel or template.channel
-    if template.channel != channel:
-        raise ChannelMismatch(
-            f"template {template.slug!r} is for {template.channel}, not {channel}",
-            details={"field": "channel", "templateChannel": template.channel},
-        )
-    sender = check_from(channel, request.from_)
-    variants = check_variants(channel, request.subject_variants)
-    zone = request.scheduled_at_tz or _org_timezone(session, actor.org_id)
-    starts_at, _ = schedule.resolve_starts_at(request.scheduled_local, zone, now)
-    ramp = request.ramp_minutes or 0
-
+    plan = plan_send(session, actor.org_id, request, now)
     # A cheap guard so a huge audience is refused before its members are read into memory.
     if audience.contact_count > MAX_RECIPIENTS:
-        _refuse_too_many(_count_with_address(session, actor.org_id, audience.id, channel))
-    recipients = read_recipients(session, actor.org_id, audience.id, channel)
-    _refuse_too_many(recipients.with_address)
+        refuse_too_many(count_with_address(session, actor.org_id, audience.id, plan.channel))
+    recipients = read_recipients(session, actor.org_id, audience.id, plan.channel)
+    refuse_too_many(recipients.with_address)
 
-    campaign = Campaign(
-        id=new_id("cmp"),
-        org_id=actor.org_id,
-        audience_id=audience.id,
-        template_id=template.id,
-        channel=channel,
-        from_address=sender,
-        status="scheduled" if recipients.deliverable else "completed",
-        completed_at=None if recipients.deliverable else now,
-        template_subject=template.subject,
-        template_html=template.html,
-        template_text=template.text,
-        subject_variants=variants,
-        variables=dict(request.variables),
-        ramp_minutes=ramp,
-        starts_at=starts_at,
-        ends_at=schedule.ends_at(starts_at, ramp),
-        total=recipients.total,
-        scheduled=len(recipients.deliverable),
-        suppressed=recipients.suppressed,
-        skipped=recipients.skipped,
-    )
+    campaign = _new_campaign(actor.org_id, audience.id, plan, request, recipients, now)
     session.add(campaign)
     session.flush()
     _insert_messages(session, campaign, recipients.deliverable, now)
     _audit_send(session, actor, campaign)
     return campaign
+
+
+def _new_campaign(
+    org_id: str,
+    audience_id: str,
+    plan: SendPlan,
+    request: SendRequest,
+    recipients: Recipients,
+    now: datetime,
+) -> Campaign:
+    """The template is copied in, so editing it later does not change what this send delivers.
+    A send with nobody to deliver to is complete at once: no worker will ever touch it."""
+    return Campaign(
+        id=new_id("cmp"),
+        org_id=org_id,
+        audience_id=audience_id,
+        template_id=plan.template.id,
+        channel=plan.channel,
+        from_address=plan.sender,
+        status="scheduled" if recipients.deliverable else "completed",
+        completed_at=None if recipients.deliverable else now,
+        template_subject=plan.template.subject,
+        template_html=plan.template.html,
+        template_text=plan.template.text,
+        subject_variants=plan.variants,
+        variables=dict(request.variables),
+        ramp_minutes=plan.ramp_minutes,
+        starts_at=plan.starts_at,
+        ends_at=schedule.ends_at(plan.starts_at, plan.ramp_minutes),
+        total=recipients.total,
+        scheduled=len(recipients.deliverable),
+        suppressed=recipients.suppressed,
+        skipped=recipients.skipped,
+    )
 
 
 def _insert_messages(

@@ -12,7 +12,12 @@ from tidings.errors import error_responses
 from tidings.models import Suppression
 from tidings.pagination import Page, PageParams, page_params, paginate
 from tidings.suppressions import service
-from tidings.suppressions.schemas import Reason, SuppressionCreate, SuppressionOut
+from tidings.suppressions.schemas import (
+    Reason,
+    SuppressionAddress,
+    SuppressionCreate,
+    SuppressionOut,
+)
 from tidings.templates.schemas import Deleted
 from tidings.timeutil import isoformat_z
 
@@ -69,14 +74,17 @@ def add_suppression(
 @router.delete(
     "/suppressions",
     responses=error_responses(400, 401, 403, 404),
-    description="Removes the entry for `address` (any spelling of it).",
+    description="Removes the entry for an address (any spelling of it), given as `?address=` or "
+    'as a JSON body `{"address": ...}`.',
 )
 def remove_suppression_by_address(
     session: DbSession,
     principal: Writer,
-    address: Annotated[str, Query(min_length=1, description="The address to remove")],
+    address: Annotated[str | None, Query(min_length=1, description="The address to remove")] = None,
+    body: SuppressionAddress | None = None,
 ) -> Deleted:
-    service.remove_suppression(session, principal, suppression_id=None, address=address)
+    given = address if address is not None else (body.address if body else None)
+    service.remove_suppression(session, principal, suppression_id=None, address=given)
     return Deleted()
 
 

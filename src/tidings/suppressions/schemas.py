@@ -20,6 +20,12 @@ class SuppressionCreate(BaseModel):
     reason: Reason = "manual"
 
 
+class SuppressionAddress(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    address: str = Field(min_length=1, max_length=320)
+
+
 class SuppressionOut(BaseModel):
     id: str
     address: str

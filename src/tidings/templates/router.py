@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from tidings.auth import Principal
 from tidings.deps import DbSession, require_scope
@@ -27,6 +27,7 @@ router = APIRouter(tags=["templates"])
 
 Reader = Annotated[Principal, Depends(require_scope("read:templates"))]
 Writer = Annotated[Principal, Depends(require_scope("write:templates"))]
+TemplateRef = Annotated[str, Path(description="The template's id or its slug.")]
 
 
 def template_out(template: Template) -> TemplateOut:
@@ -68,13 +69,13 @@ def create_template(session: DbSession, principal: Writer, body: TemplateCreate)
 
 
 @router.get("/templates/{template_id}", responses=error_responses(401, 403, 404))
-def get_template(session: DbSession, principal: Reader, template_id: str) -> TemplateOut:
+def get_template(session: DbSession, principal: Reader, template_id: TemplateRef) -> TemplateOut:
     return template_out(service.get_template(session, principal.org_id, template_id))
 
 
 @router.patch("/templates/{template_id}", responses=error_responses(400, 401, 403, 404, 409, 422))
 def update_template(
-    session: DbSession, principal: Writer, template_id: str, body: TemplateUpdate
+    session: DbSession, principal: Writer, template_id: TemplateRef, body: TemplateUpdate
 ) -> TemplateOut:
     return template_out(service.update_template(session, principal, template_id, body))
 
@@ -84,7 +85,7 @@ def update_template(
     responses=error_responses(401, 403, 404),
     description="Campaigns already scheduled keep their own copy of the template.",
 )
-def delete_template(session: DbSession, principal: Writer, template_id: str) -> Deleted:
+def delete_template(session: DbSession, principal: Writer, template_id: TemplateRef) -> Deleted:
     service.delete_template(session, principal, template_id)
     return Deleted()
 
@@ -97,7 +98,7 @@ def delete_template(session: DbSession, principal: Writer, template_id: str) -> 
     "`unsubscribe_url` is the contact's real link.",
 )
 def preview_template(
-    session: DbSession, principal: Reader, template_id: str, body: PreviewRequest
+    session: DbSession, principal: Reader, template_id: TemplateRef, body: PreviewRequest
 ) -> PreviewOut:
     rendered = service.preview_template(
         session, principal.org_id, template_id, body.contactId, body.variables

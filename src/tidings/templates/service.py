@@ -124,12 +124,12 @@ def create_template(session: Session, actor: Principal, data: TemplateCreate) ->
     return template
 
 
-def get_template(session: Session, org_id: str, template_id: str) -> Template:
-    return get_for_org(session, Template, org_id, template_id, TemplateNotFound)
+def get_template(session: Session, org_id: str, reference: str) -> Template:
+    """A template by id or by slug: the send call accepts either, so every route does."""
+    return resolve_template(session, org_id, reference)
 
 
 def resolve_template(session: Session, org_id: str, reference: str) -> Template:
-    """A template by id or by slug, as the send call accepts either."""
     found = session.scalars(
         for_org(Template, org_id).where(or_(Template.id == reference, Template.slug == reference))
     ).first()
@@ -195,7 +195,7 @@ def delete_template(session: Session, actor: Principal, template_id: str) -> Non
     template = get_template(session, actor.org_id, template_id)
     session.delete(template)
     session.flush()
-    record_event(session, actor, "template.deleted", target_type="template", target_id=template_id)
+    record_event(session, actor, "template.deleted", target_type="template", target_id=template.id)
 
 
 def _address_for(contact: Contact, channel: str) -> str | None:
