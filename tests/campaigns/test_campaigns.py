@@ -179,3 +179,13 @@ def test_audience_has_active_campaign(client: ApiClient, db: Session) -> None:
     client.post(f"/v1/campaigns/{campaign_id}/cancel", headers=headers)
     db.commit()
     assert not audience_has_active_campaign(db, org.id, audience.id)
+
+
+def test_deleting_the_template_keeps_the_campaign_snapshot(client: ApiClient, db: Session) -> None:
+    _, headers, audience, _ = _setup(db)
+    campaign_id = _send(client, headers, audience.id)
+    assert client.delete("/v1/templates/weekly-newsletter", headers=headers).status_code == 200
+    body = client.get(f"/v1/campaigns/{campaign_id}", headers=headers).json()
+    assert body["templateId"] is None
+    assert body["subject"] == "Weekly update for {{ name }}"
+    assert body["counts"]["scheduled"] == 4
