@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tidings.audit.service import record_event
@@ -50,8 +51,16 @@ def add_suppression(
     if existing is not None:
         return existing, False
     row = Suppression(id=new_id("sup"), org_id=actor.org_id, address=address, reason=reason)
-    session.add(row)
-    session.flush()
+    try:
+        # A savepoint: when a concurrent request listed the address first, the unique constraint
+        # fires here and the answer is that request's row, not a 500.
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        raced = find_suppression(session, actor.org_id, address)
+        if raced is None:
+            raise
+        return raced, False
     record_event(
         session,
         actor,

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Select, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tidings.audit.service import record_event
@@ -118,8 +119,12 @@ def create_template(session: Session, actor: Principal, data: TemplateCreate) ->
         html=data.html,
         text=data.text,
     )
-    session.add(template)
-    session.flush()
+    try:
+        # A savepoint, so a concurrent create that took the slug first is a 409, not a 500.
+        with session.begin_nested():
+            session.add(template)
+    except IntegrityError:
+        raise SlugTaken(f"a template with slug {slug!r} exists already; choose another") from None
     record_event(session, actor, "template.created", target_type="template", target_id=template.id)
     return template
 
