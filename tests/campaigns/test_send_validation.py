@@ -19,6 +19,7 @@ CASES: list[tuple[str, dict[str, Any], int, str]] = [
     ("unknown channel", {"channel": "fax"}, 400, "validation_error"),
     ("email without from", {"from": None}, 400, "missing_from"),
     ("from not an address", {"from": "not-an-address"}, 400, "invalid_from"),
+    ("from with two addresses", {"from": "a@b.io, c@d.io"}, 400, "invalid_from"),
     ("from with a newline", {"from": "a@b.io\nBcc: x@y.io"}, 400, "invalid_from"),
     ("sms from not a number", {"channel": "sms", "template": "sms-note", "from": "+1 555"}, 400, "invalid_from"),
     ("unknown time zone", {"scheduled_local": "2027-05-01 09:00", "scheduled_at_tz": "Mars/Base"}, 400, "unknown_time_zone"),
@@ -71,6 +72,23 @@ def test_sms_sender_may_be_a_number_or_an_id(client: ApiClient, db: Session) -> 
     make_template(db, org, slug="sms-note", channel="sms", text="Hi")
     for sender, stored in (("+1 415 555 0199", "+14155550199"), ("Tidings", "Tidings")):
         body = {"channel": "sms", "template": "sms-note", "from": sender}
+        response = client.post(f"/v1/audiences/{audience.id}/send", json=body, headers=headers)
+        assert response.status_code == 201, response.text
+        db.commit()  # a fresh snapshot: the app wrote in another session
+        campaign = db.get(Campaign, response.json()["campaign_id"])
+        assert campaign is not None and campaign.from_address == stored
+
+
+def test_email_sender_keeps_its_display_name(client: ApiClient, db: Session) -> None:
+    org = make_org(db)
+    headers = auth(make_key(db, org))
+    audience = make_audience(db, org, members=[make_contact(db, org, email="a@example.com")])
+    make_template(db, org)
+    for sender, stored in (
+        ('"Acme, Inc" <news@Acme.EXAMPLE>', '"Acme, Inc" <news@acme.example>'),
+        ("Zoë Café <zoe@example.com>", "Zoë Café <zoe@example.com>"),
+    ):
+        body = {**BASE, "from": sender}
         response = client.post(f"/v1/audiences/{audience.id}/send", json=body, headers=headers)
         assert response.status_code == 201, response.text
         db.commit()  # a fresh snapshot: the app wrote in another session

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import formataddr, parseaddr
+from email.headerregistry import Address
+from email.utils import getaddresses
 from typing import Any
 
 from sqlalchemy import exists, select
@@ -96,14 +97,19 @@ def check_from(channel: str, sender: str | None) -> str | None:
         raise InvalidFrom("'from' must be one line", details={"field": "from"})
     if channel == "sms":
         return _sms_sender(sender.strip())
-    name, address = parseaddr(sender)
+    parsed = getaddresses([sender])
+    if len(parsed) != 1:
+        raise InvalidFrom("'from' must be a single address", details={"field": "from"})
+    name, address = parsed[0]
     try:
         address = normalize_email(address)
     except InvalidAddress as exc:
         raise InvalidFrom(
             f"'from' is not an email address: {exc}", details={"field": "from"}
         ) from None
-    return formataddr((name, address)) if name else address
+    # Address() quotes the display name where needed but leaves it unencoded: encoding non-ASCII
+    # names is the transport's job, done once when the message is built.
+    return str(Address(display_name=name, addr_spec=address)) if name else address
 
 
 def _sms_sender(sender: str) -> str:
