@@ -1,0 +1,237 @@
+"""Templates: the rules for saving them (channel shape, unique slug, Liquid that parses) and preview.
+
+Templates are referenced in a send by slug or by id, so a slug never looks like an id (ids carry an
+underscore, slugs cannot) and one lookup answers both.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Select, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tidings.audit.service import record_event
+from tidings.auth import Principal
+from tidings.config import get_settings
+from tidings.delivery.render import ContactData, check_syntax, render_message, template_variables
+from tidings.delivery.tokens import unsubscribe_url
+from tidings.errors import Conflict, NotFound, ValidationFailed
+from tidings.ids import new_id
+from tidings.models import Contact, Template
+from tidings.templates.schemas import TemplateCreate, TemplateUpdate
+from tidings.tenancy import for_org, get_for_org
+
+CONTENT_FIELDS = ("subject", "html", "text")
+_SLUG_MAX = 80
+
+
+class TemplateNotFound(NotFound):
+    code = "template_not_found"
+
+
+class ContactNotFound(NotFound):
+    code = "contact_not_found"
+
+
+class SlugTaken(Conflict):
+    code = "slug_taken"
+
+
+class TemplateShapeInvalid(ValidationFailed):
+    code = "invalid_template"
+
+
+def slugify(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    return slug[:_SLUG_MAX].rstrip("-") or "template"
+
+
+def _slug_exists(session: Session, org_id: str, slug: str, exclude_id: str | None = None) -> bool:
+    stmt = for_org(Template, org_id).where(Template.slug == slug)
+    if exclude_id is not None:
+        stmt = stmt.where(Template.id != exclude_id)
+    return session.scalars(stmt.limit(1)).first() is not None
+
+
+def _free_slug(session: Session, org_id: str, base: str) -> str:
+    """A derived slug never fails: ``newsletter``, then ``newsletter-2``, ``newsletter-3``…"""
+    taken = set(
+        session.scalars(
+            select(Template.slug).where(
+                Template.org_id == org_id, Template.slug.startswith(base, autoescape=True)
+            )
+        )
+    )
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+def check_template_shape(
+    channel: str, subject: str | None, html: str | None, text: str | None
+) -> None:
+    """What each channel needs (400 when missing or refused), then Liquid syntax (422)."""
+    if channel == "email":
+        if not subject or not subject.strip():
+            raise TemplateShapeInvalid(
+                "an email template needs a subject", details={"field": "subject"}
+            )
+        if not html and not text:
+            raise TemplateShapeInvalid(
+                "an email template needs html, text or both", details={"field": "html"}
+            )
+    else:
+        if not text or not text.strip():
+            raise TemplateShapeInvalid("an sms template needs text", details={"field": "text"})
+        for field, value in (("subject", subject), ("html", html)):
+            if value is not None:
+                raise TemplateShapeInvalid(
+                    f"an sms template has no {field}; send only text", details={"field": field}
+                )
+    check_syntax(subject, "subject")
+    check_syntax(html, "html", html=True)
+    check_syntax(text, "text")
+
+
+def create_template(session: Session, actor: Principal, data: TemplateCreate) -> Template:
+    check_template_shape(data.channel, data.subject, data.html, data.text)
+    if data.slug is not None:
+        if _slug_exists(session, actor.org_id, data.slug):
+            raise SlugTaken(f"a template with slug {data.slug!r} exists already; choose another")
+        slug = data.slug
+    else:
+        slug = _free_slug(session, actor.org_id, slugify(data.name))
+    template = Template(
+        id=new_id("tpl"),
+        org_id=actor.org_id,
+        slug=slug,
+        name=data.name.strip(),
+        channel=data.channel,
+        subject=data.subject,
+        html=data.html,
+        text=data.text,
+    )
+    try:
+        # A savepoint, so a concurrent create that took the slug first is a 409, not a 500.
+        with session.begin_nested():
+            session.add(template)
+    except IntegrityError:
+        raise SlugTaken(f"a template with slug {slug!r} exists already; choose another") from None
+    record_event(session, actor, "template.created", target_type="template", target_id=template.id)
+    return template
+
+
+def get_template(session: Session, org_id: str, reference: str) -> Template:
+    """A template by id or by slug: the send call accepts either, so every route does."""
+    return resolve_template(session, org_id, reference)
+
+
+def resolve_template(session: Session, org_id: str, reference: str) -> Template:
+    found = session.scalars(
+        for_org(Template, org_id).where(or_(Template.id == reference, Template.slug == reference))
+    ).first()
+    if found is None:
+        raise TemplateNotFound(
+            f"no template {reference!r} in your organization; give a template slug or id"
+        )
+    return found
+
+
+def list_templates_query(org_id: str, search: str | None, channel: str | None) -> Select[Any]:
+    stmt = for_org(Template, org_id)
+    if search:
+        stmt = stmt.where(
+            or_(
+                Template.name.icontains(search, autoescape=True),
+                Template.slug.icontains(search, autoescape=True),
+            )
+        )
+    if channel:
+        stmt = stmt.where(Template.channel == channel)
+    return stmt.order_by(Template.created_at.desc(), Template.id.desc())
+
+
+def update_template(
+    session: Session, actor: Principal, template_id: str, data: TemplateUpdate
+) -> Template:
+    template = get_template(session, actor.org_id, template_id)
+    given = data.model_fields_set
+    if "name" in given and data.name is None:
+        raise TemplateShapeInvalid("name cannot be null", details={"field": "name"})
+    if "slug" in given and data.slug is None:
+        raise TemplateShapeInvalid("slug cannot be null", details={"field": "slug"})
+    if "channel" in given and data.channel is None:
+        raise TemplateShapeInvalid("channel cannot be null", details={"field": "channel"})
+    merged = {
+        field: getattr(data, field) if field in given else getattr(template, field)
+        for field in ("channel", *CONTENT_FIELDS)
+    }
+    check_template_shape(**merged)
+    if data.slug is not None and data.slug != template.slug:
+        if _slug_exists(session, actor.org_id, data.slug, exclude_id=template.id):
+            raise SlugTaken(f"a template with slug {data.slug!r} exists already; choose another")
+        template.slug = data.slug
+    if data.name is not None:
+        template.name = data.name.strip()
+    for field, value in merged.items():
+        setattr(template, field, value)
+    session.flush()
+    record_event(
+        session,
+        actor,
+        "template.updated",
+        target_type="template",
+        target_id=template.id,
+        data={"fields": sorted(given)},
+    )
+    return template
+
+
+def delete_template(session: Session, actor: Principal, template_id: str) -> None:
+    """Campaigns keep their own snapshot of the template, so deleting it changes no send."""
+    template = get_template(session, actor.org_id, template_id)
+    session.delete(template)
+    session.flush()
+    record_event(session, actor, "template.deleted", target_type="template", target_id=template.id)
+
+
+def _address_for(contact: Contact, channel: str) -> str | None:
+    return contact.email if channel == "email" else contact.phone
+
+
+def preview_template(
+    session: Session,
+    org_id: str,
+    template_id: str,
+    contact_id: str | None,
+    variables: Mapping[str, Any],
+) -> dict[str, str | None]:
+    """Renders exactly as delivery will: the same renderer, precedence and unsubscribe link."""
+    template = get_template(session, org_id, template_id)
+    if contact_id is not None:
+        contact = get_for_org(session, Contact, org_id, contact_id, ContactNotFound)
+        data = ContactData(contact.name, contact.email, contact.phone, contact.metadata_ or {})
+        address = _address_for(contact, template.channel)
+    else:
+        data, address = ContactData(None, None, None, {}), None
+    # Without a recipient there is nobody to unsubscribe: a link that no token check accepts.
+    link = (
+        unsubscribe_url(org_id, address)
+        if address
+        else f"{get_settings().public_url.rstrip('/')}/u/preview"
+    )
+    rendered = render_message(
+        subject=template.subject,
+        text=template.text,
+        html=template.html,
+        variables=template_variables(data, variables, link),
+    )
+    return {"subject": rendered.subject, "html": rendered.html, "text": rendered.text}

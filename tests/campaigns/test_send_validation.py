@@ -1,0 +1,96 @@
+"""Every way a send request can be wrong: a clear error, and nothing written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session
+
+from tests.campaigns.factories import count, make_template
+from tests.factories import ApiClient, auth, make_audience, make_contact, make_key, make_org
+from tidings.models import Campaign, Message
+
+BASE = {"channel": "email", "from": "hello@yourdomain.com", "template": "weekly-newsletter"}
+
+CASES: list[tuple[str, dict[str, Any], int, str]] = [
+    ("channel mismatch", {"template": "sms-note"}, 422, "channel_mismatch"),
+    ("sms template as email", {"channel": "sms", "template": "weekly-newsletter"}, 422, "channel_mismatch"),
+    ("unknown channel", {"channel": "fax"}, 400, "validation_error"),
+    ("email without from", {"from": None}, 400, "missing_from"),
+    ("from not an address", {"from": "not-an-address"}, 400, "invalid_from"),
+    ("from with two addresses", {"from": "a@b.io, c@d.io"}, 400, "invalid_from"),
+    ("from with a newline", {"from": "a@b.io\nBcc: x@y.io"}, 400, "invalid_from"),
+    ("sms from not a number", {"channel": "sms", "template": "sms-note", "from": "+1 555"}, 400, "invalid_from"),
+    ("unknown time zone", {"scheduled_local": "2027-05-01 09:00", "scheduled_at_tz": "Mars/Base"}, 400, "unknown_time_zone"),
+    ("bad scheduled_local", {"scheduled_local": "May 1st, 9am"}, 400, "invalid_scheduled_local"),
+    ("scheduled_local without time", {"scheduled_local": "2027-05-01"}, 400, "invalid_scheduled_local"),
+    ("scheduled in the past", {"scheduled_local": "2020-01-01 09:00"}, 422, "scheduled_in_past"),
+    ("dst gap", {"scheduled_local": "2027-03-14 02:30", "scheduled_at_tz": "America/New_York"}, 422, "nonexistent_local_time"),
+    ("one variant", {"subject_variants": ["Only"]}, 400, "validation_error"),
+    ("six variants", {"subject_variants": list("abcdef")}, 400, "validation_error"),
+    ("empty variant", {"subject_variants": ["A subject", ""]}, 400, "validation_error"),
+    ("blank variant", {"subject_variants": ["A subject", "   "]}, 400, "validation_error"),
+    ("variant with bad liquid", {"subject_variants": ["Ok", "Hi {{ name"]}, 422, "template_syntax_error"),
+    ("variants on sms", {"channel": "sms", "template": "sms-note", "from": None, "subject_variants": ["a", "b"]}, 422, "subject_variants_email_only"),
+    ("ramp -1", {"ramp_minutes": -1}, 400, "validation_error"),
+    ("ramp 1441", {"ramp_minutes": 1441}, 400, "validation_error"),
+    ("ramp not a number", {"ramp_minutes": "soon"}, 400, "validation_error"),
+    ("variables nested object", {"variables": {"cta": {"text": "x"}}}, 400, "validation_error"),
+    ("variables with a list", {"variables": {"tags": ["a"]}}, 400, "validation_error"),
+    ("variables not an object", {"variables": ["a"]}, 400, "validation_error"),
+    ("unknown field", {"scheduled_locale": "2027-05-01 09:00"}, 400, "validation_error"),
+    ("no template", {"template": None}, 400, "validation_error"),
+    ("unknown template", {"template": "nope"}, 404, "template_not_found"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "change", "status", "code"), CASES, ids=[c[0] for c in CASES])
+def test_invalid_send_is_refused_and_writes_nothing(
+    client: ApiClient, db: Session, case: str, change: dict[str, Any], status: int, code: str
+) -> None:
+    org = make_org(db)
+    headers = auth(make_key(db, org))
+    contact = make_contact(db, org, email="a@example.com", phone="+14155550100")
+    audience = make_audience(db, org, members=[contact])
+    make_template(db, org)
+    make_template(db, org, slug="sms-note", channel="sms", text="Hi")
+    body = {**BASE, **change}
+    body = {k: v for k, v in body.items() if v is not None}
+    response = client.post(f"/v1/audiences/{audience.id}/send", json=body, headers=headers)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert error["message"]
+    assert (count(db, Campaign), count(db, Message)) == (0, 0)
+
+
+def test_sms_sender_may_be_a_number_or_an_id(client: ApiClient, db: Session) -> None:
+    org = make_org(db)
+    headers = auth(make_key(db, org))
+    audience = make_audience(db, org, members=[make_contact(db, org, phone="+14155550100")])
+    make_template(db, org, slug="sms-note", channel="sms", text="Hi")
+    for sender, stored in (("+1 415 555 0199", "+14155550199"), ("Tidings", "Tidings")):
+        body = {"channel": "sms", "template": "sms-note", "from": sender}
+        response = client.post(f"/v1/audiences/{audience.id}/send", json=body, headers=headers)
+        assert response.status_code == 201, response.text
+        db.commit()  # a fresh snapshot: the app wrote in another session
+        campaign = db.get(Campaign, response.json()["campaign_id"])
+        assert campaign is not None and campaign.from_address == stored
+
+
+def test_email_sender_keeps_its_display_name(client: ApiClient, db: Session) -> None:
+    org = make_org(db)
+    headers = auth(make_key(db, org))
+    audience = make_audience(db, org, members=[make_contact(db, org, email="a@example.com")])
+    make_template(db, org)
+    for sender, stored in (
+        ('"Acme, Inc" <news@Acme.EXAMPLE>', '"Acme, Inc" <news@acme.example>'),
+        ("Zoë Café <zoe@example.com>", "Zoë Café <zoe@example.com>"),
+    ):
+        body = {**BASE, "from": sender}
+        response = client.post(f"/v1/audiences/{audience.id}/send", json=body, headers=headers)
+        assert response.status_code == 201, response.text
+        db.commit()  # a fresh snapshot: the app wrote in another session
+        campaign = db.get(Campaign, response.json()["campaign_id"])
+        assert campaign is not None and campaign.from_address == stored

@@ -1,0 +1,79 @@
+"""``POST /v1/templates/:id/preview``: rendered as delivery renders, with the documented precedence."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from tests.campaigns.factories import make_template
+from tests.factories import ApiClient, auth, make_contact, make_key, make_org
+from tidings.delivery.tokens import read_unsubscribe_token
+
+SOURCE = "{{ name }}|{{ email }}|{{ plan }}|{{ cta }}|{{ unsubscribe_url }}"
+
+
+def test_request_variables_beat_metadata_beat_builtins(client: ApiClient, db: Session) -> None:
+    org = make_org(db)
+    headers = auth(make_key(db, org, ("read:templates",)))
+    template = make_template(
+        db, org, subject="For {{ name }}", html="<b>{{ cta }}</b>", text=SOURCE
+    )
+    contact = make_contact(
+        db,
+        org,
+        email="alice@example.com",
+        name="Alice",
+        metadata={"name": "Ally", "plan": "gold", "cta": "from metadata"},
+    )
+    response = client.post(
+        f"/v1/templates/{template.id}/preview",
+        json={"contactId": contact.id, "variables": {"cta": "<from request>"}},
+        headers=headers,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["subject"] == "For Ally"
+    assert body["html"] == "<b>&lt;from request&gt;</b>"
+    name, email, plan, cta, link = body["text"].split("|")
+    assert (name, email, plan, cta) == ("Ally", "alice@example.com", "gold", "<from request>")
+    target = read_unsubscribe_token(link.rsplit("/u/", 1)[1])
+    assert target is not None and (target.org_id, target.address) == (org.id, "alice@example.com")
+
+
+def test_builtins_fill_in_without_metadata(client: ApiClient, db: Session) -> None:
+    org = make_org(db)
+    headers = auth(make_key(db, org))
+    template = make_template(db, org, text=SOURCE)
+    contact = make_contact(db, org, email="bob@example.com", name="Bob")
+    body = client.post(
+        f"/api/v1/templates/{template.id}/preview", json={"contactId": contact.id}, headers=headers
+    ).json()
+    assert body["text"].split("|")[:4] == ["Bob", "bob@example.com", "", ""]
+    assert body["subject"] == "Weekly update for Bob"
+
+
+def test_preview_without_a_contact(client: ApiClient, db: Session) -> None:
+    org = make_org(db)
+    headers = auth(make_key(db, org))
+    template = make_template(db, org, channel="sms", text="Hi {{ name }} {{ cta }}")
+    response = client.post(
+        f"/v1/templates/{template.id}/preview", json={"variables": {"cta": 5}}, headers=headers
+    )
+    assert response.json() == {"subject": None, "html": None, "text": "Hi  5"}
+
+
+def test_preview_refuses_foreign_contact_and_nested_variables(
+    client: ApiClient, db: Session
+) -> None:
+    org = make_org(db)
+    headers = auth(make_key(db, org))
+    template = make_template(db, org)
+    stranger = make_contact(db, make_org(db, name="Other"), email="x@example.com")
+    url = f"/v1/templates/{template.id}/preview"
+    foreign = client.post(url, json={"contactId": stranger.id}, headers=headers)
+    assert foreign.status_code == 404
+    assert foreign.json()["error"]["code"] == "contact_not_found"
+    nested = client.post(url, json={"variables": {"a": {"b": 1}}}, headers=headers)
+    assert nested.status_code == 400
+    assert (
+        client.post("/v1/templates/tpl_nope/preview", json={}, headers=headers).status_code == 404
+    )
