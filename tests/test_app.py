@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.factories import ApiClient
+from sqlalchemy.orm import Session
+
+from tests.factories import ApiClient, auth, make_key, make_org
 
 
 def test_healthz(client: ApiClient) -> None:
@@ -34,3 +36,22 @@ def test_oversized_body_is_refused_before_it_is_read(client: ApiClient) -> None:
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_huge_page_is_a_400_not_an_overflow(client: ApiClient, db: Session) -> None:
+    secret = make_key(db, make_org(db))
+    response = client.get("/v1/templates?page=9223372036854775809", headers=auth(secret))
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"
+
+
+def test_nul_characters_never_cause_a_500(client: ApiClient, db: Session) -> None:
+    headers = auth(make_key(db, make_org(db)))
+    assert client.get("/v1/templates/tpl_%00", headers=headers).status_code in (400, 404)
+    created = client.post(
+        "/v1/templates",
+        json={"name": "a\u0000b", "channel": "sms", "text": "hi"},
+        headers=headers,
+    )
+    assert created.status_code in (201, 400)
+    assert client.get("/v1/suppressions?search=%00", headers=headers).status_code in (200, 400)

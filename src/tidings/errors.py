@@ -164,6 +164,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _database_error(_: Request, exc: DBAPIError) -> JSONResponse:
+        if "NUL" in str(exc.orig):
+            # PostgreSQL text cannot hold U+0000: a clear 400 rather than a 500.
+            return envelope(400, "bad_request", "Text may not contain NUL (U+0000) characters.")
         if exc.connection_invalidated:
             return await _database_down(_, OperationalError("", {}, exc.orig or exc))
         log.exception("database error")

@@ -8,6 +8,7 @@ from functools import lru_cache
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
 
 class InvalidAddress(ValueError):
@@ -42,6 +43,8 @@ def normalize_email(raw: str) -> str:
         and _DOT_ATOM_LOCAL.match(local)
         and _HOST_NAME.match(domain)
     ):
+        if local.lower() in CASE_INSENSITIVE_MAILBOX_NAMES:  # RFC 2142 role names, as the full path
+            local = local.lower()
         try:
             return f"{local}@{_checked_domain(domain)}"
         except EmailNotValidError as exc:
