@@ -3,12 +3,17 @@ result is alone on the last line of stdout, people's text goes to stderr, failur
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -186,3 +191,51 @@ def test_demo_seeds_data_through_the_services_and_prints_a_key(
     db.rollback()
     assert len(db.scalars(select(Audience)).all()) == 3
     assert client.get("/v1/audiences", headers=auth(second.result)).json()["total"] == 3
+
+
+def test_demo_keeps_the_key_on_the_last_stdout_line_while_serving(
+    settings_env: None, database_url: str, tmp_path: Path
+) -> None:
+    """The README's walk-through takes the key from `make run`: request logs must not bury it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "TIDINGS_DATABASE_URL": database_url}
+    stdout, stderr = tmp_path / "out", tmp_path / "err"
+    with stdout.open("w") as out, stderr.open("w") as err:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "tidings.cli", "demo", "--port", str(port)],
+            stdout=out,
+            stderr=err,
+            env=env,
+        )
+        try:
+            key = _wait_for_key(stdout, server)
+            response = httpx.get(
+                f"http://127.0.0.1:{port}/v1/audiences", headers=auth(key), timeout=10
+            )
+            assert response.status_code == 200 and response.json()["total"] == 3
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    assert stdout.read_text().strip() == key
+    assert "GET /v1/audiences" in stderr.read_text()
+
+
+def _wait_for_key(stdout: Path, server: subprocess.Popen[bytes]) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert server.poll() is None, "tidings demo exited early"
+        text = stdout.read_text().strip()
+        if text:
+            base = f"http://127.0.0.1:{_port_of(server)}"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    return text
+        time.sleep(0.2)
+    raise AssertionError("tidings demo did not start within 30 s")
+
+
+def _port_of(server: subprocess.Popen[bytes]) -> str:
+    args = [str(a) for a in server.args]  # type: ignore[union-attr]
+    return args[args.index("--port") + 1]

@@ -95,6 +95,7 @@ def test_unknown_or_foreign_ids_are_a_404_that_adds_nothing(
     )
     assert response.status_code == 404
     error = response.json()["error"]
+    assert error["code"] == "not_found"
     assert error["details"] == {"contactIds": ["con_missing", foreign]}
     assert _members(db, audience.id) == set()
     assert _count(db, audience.id) == 0

@@ -36,7 +36,7 @@ class AudienceNotFound(NotFound):
 
 
 class ContactsNotFound(NotFound):
-    code = "contacts_not_found"
+    """Some ids of an add are not contacts of the org; ``details.contactIds`` names them."""
 
 
 class AudienceInUse(Conflict):
