@@ -245,3 +245,22 @@ def test_concurrent_adds_and_removes_keep_the_count_exact(db: Session, org: Orga
         list(pool.map(remove, batches[::2]))
     remaining = _members(db, audience.id)
     assert _count(db, audience.id) == len(remaining) == 0
+
+
+def test_concurrent_requests_all_succeed_and_keep_the_count_exact(
+    client: ApiClient, headers: dict[str, str], db: Session, org: Organization
+) -> None:
+    """Through HTTP: on SQLite, writing requests must wait for the one write lock, not fail."""
+    ids = _contacts(db, org, 40)
+    audience = make_audience(db, org)
+    url = f"/v1/audiences/{audience.id}/contacts"
+
+    def call(i: int) -> int:
+        batch = ids[(i * 7) % 40 : (i * 7) % 40 + 10]
+        path = f"{url}/remove" if i % 3 == 2 else url
+        return client.post(path, headers=headers, json={"contactIds": batch}).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = list(pool.map(call, range(48)))
+    assert codes == [200] * 48
+    assert _count(db, audience.id) == len(_members(db, audience.id))
