@@ -114,6 +114,9 @@ def test_contact_ids_must_be_a_non_empty_bounded_list(
     assert client.post(f"{url}/remove", headers=headers, json={"contactIds": []}).status_code == 400
     empty_delete = client.request("DELETE", url, headers=headers, json={"contactIds": []})
     assert empty_delete.status_code == 400
+    no_body = client.delete(url, headers=headers)
+    assert no_body.status_code == 400
+    assert no_body.json()["error"]["code"] == "validation_error"
 
 
 @pytest.mark.parametrize("how", ["delete", "post"])

@@ -138,7 +138,7 @@ def test_get_and_patch_any_subset(client: ApiClient, headers: dict[str, str], db
     reslugged = client.patch(url, headers=headers, json={"slug": "fresh"}).json()
     assert reslugged["slug"] == "fresh"
     unchanged = client.patch(url, headers=headers, json={}).json()
-    assert unchanged["name"] == "New" and unchanged["slug"] == "fresh"
+    assert unchanged == reslugged  # an empty PATCH changes nothing, not even updatedAt
 
     forced = client.patch(
         url, headers=headers, json={"contactCount": 99, "organizationId": "org_x", "id": "aud_x"}
@@ -288,3 +288,18 @@ def test_openapi_describes_the_real_shapes(client: ApiClient) -> None:
     delete = spec["paths"]["/v1/audiences/{audience_id}"]["delete"]
     assert "409" in delete["responses"]
     assert "requestBody" in spec["paths"]["/v1/audiences/{audience_id}/contacts"]["delete"]
+
+
+def test_idempotency_key_replays_the_create(
+    client: ApiClient, headers: dict[str, str], db: Session
+) -> None:
+    retry = {**headers, "Idempotency-Key": "create-news-1"}
+    first = client.post("/v1/audiences", headers=retry, json={"name": "News"})
+    again = client.post("/v1/audiences", headers=retry, json={"name": "News"})
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert again.headers.get("idempotent-replayed") == "true"
+    other = client.post("/v1/audiences", headers=retry, json={"name": "Other"})
+    assert other.status_code == 409
+    db.rollback()
+    assert db.scalar(select(func.count()).select_from(Audience)) == 1

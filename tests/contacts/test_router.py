@@ -249,3 +249,15 @@ def test_the_api_v1_prefix_serves_contacts_too(client: ApiClient, headers: dict[
     created = client.post("/api/v1/contacts", headers=headers, json={"email": "a@b.co"})
     assert created.status_code == 201
     assert client.get(f"/v1/contacts/{created.json()['id']}", headers=headers).status_code == 200
+
+
+def test_idempotency_key_replays_the_create(
+    client: ApiClient, headers: dict[str, str], db: Session
+) -> None:
+    retry = {**headers, "Idempotency-Key": "contact-1"}
+    first = client.post("/v1/contacts", headers=retry, json={"email": "a@example.com"})
+    again = client.post("/v1/contacts", headers=retry, json={"email": "a@example.com"})
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    db.rollback()
+    assert db.scalar(select(func.count()).select_from(Contact)) == 1

@@ -158,6 +158,8 @@ def update_audience(
     """``changes`` holds only the fields the client sent. The slug never follows a renamed
     audience by itself: links and scripts that use it keep working until it is edited."""
     audience = get_audience(session, actor.org_id, audience_id)
+    if not changes:
+        return audience  # nothing to change: no new updatedAt, no audit noise
     for field in ("name", "slug"):
         if field in changes and changes[field] is None:
             raise ValidationFailed(
