@@ -261,3 +261,36 @@ def test_idempotency_key_replays_the_create(
     assert again.json() == first.json()
     db.rollback()
     assert db.scalar(select(func.count()).select_from(Contact)) == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body"),
+    [
+        ("POST", "/v1/contacts", {"email": "a@b.co", "name": "a\u0000b"}),
+        ("POST", "/v1/contacts", {"email": "a@b.co", "metadata": {"k": "v\u0000"}}),
+        ("POST", "/v1/contacts", {"email": "a@b.co", "metadata": {"k\u0000": 1}}),
+        ("GET", "/v1/contacts?search=a%00", None),
+        ("GET", "/v1/contacts/con_%00", None),
+        ("POST", "/v1/audiences", {"name": "a\u0000"}),
+        ("GET", "/v1/audiences/aud_%00/contacts", None),
+        ("POST", "/v1/audiences/aud_x/contacts", {"contactIds": ["con_\u0000"]}),
+    ],
+)
+def test_nul_characters_are_a_400_on_both_backends(
+    client: ApiClient, headers: dict[str, str], method: str, url: str, body: object
+) -> None:
+    """PostgreSQL text cannot hold NUL: the API refuses it up front instead of answering 500."""
+    response = client.request(method, url, headers=headers, json=body)
+    assert response.status_code == 400, response.text
+    assert "NUL" in response.json()["error"]["message"]
+
+
+def test_field_lengths_are_enforced(client: ApiClient, headers: dict[str, str]) -> None:
+    too_long = [
+        {"email": "a@b.co", "name": "x" * 201},
+        {"email": "a@b.co", "metadata": {"k" * 101: 1}},
+        {"email": "a@b.co", "metadata": {f"k{i}": i for i in range(101)}},
+        {"email": "x" * 321 + "@b.co"},
+    ]
+    for body in too_long:
+        assert client.post("/v1/contacts", headers=headers, json=body).status_code == 400

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 
 from tidings.audiences import service
 from tidings.audiences.schemas import (
@@ -20,8 +20,7 @@ from tidings.audiences.schemas import (
     audience_removed,
 )
 from tidings.auth import Principal
-from tidings.contacts.schemas import ContactOut, contact_out
-from tidings.contacts.service import SEARCH_MAX
+from tidings.contacts.schemas import ContactOut, ObjectId, Search, contact_out
 from tidings.deps import DbSession, require_scope
 from tidings.errors import error_responses
 from tidings.pagination import Page, PageParams, page_params, paginate
@@ -31,10 +30,6 @@ router = APIRouter(tags=["audiences"])
 Reader = Annotated[Principal, Depends(require_scope("read:audiences"))]
 Writer = Annotated[Principal, Depends(require_scope("write:audiences"))]
 Paging = Annotated[PageParams, Depends(page_params)]
-Search = Annotated[
-    str | None,
-    Query(max_length=SEARCH_MAX, description="Matches name, email or phone (any case)"),
-]
 
 
 @router.get(
@@ -66,7 +61,7 @@ def create_audience(session: DbSession, principal: Writer, body: AudienceCreate)
     response_model=AudienceOut,
     responses=error_responses(401, 403, 404),
 )
-def get_audience(session: DbSession, principal: Reader, audience_id: str) -> AudienceOut:
+def get_audience(session: DbSession, principal: Reader, audience_id: ObjectId) -> AudienceOut:
     return audience_out(service.get_audience(session, principal.org_id, audience_id))
 
 
@@ -76,7 +71,7 @@ def get_audience(session: DbSession, principal: Reader, audience_id: str) -> Aud
     responses=error_responses(400, 401, 403, 404, 409),
 )
 def update_audience(
-    session: DbSession, principal: Writer, audience_id: str, body: AudienceUpdate
+    session: DbSession, principal: Writer, audience_id: ObjectId, body: AudienceUpdate
 ) -> AudienceOut:
     """Any subset of {name, description, slug}. A slug another audience has is a 409."""
     changes = body.model_dump(include=body.model_fields_set)
@@ -88,7 +83,7 @@ def update_audience(
     response_model=SuccessOut,
     responses=error_responses(401, 403, 404, 409),
 )
-def delete_audience(session: DbSession, principal: Writer, audience_id: str) -> SuccessOut:
+def delete_audience(session: DbSession, principal: Writer, audience_id: ObjectId) -> SuccessOut:
     """Delete an audience (its contacts stay). 409 ``audience_in_use`` while a campaign to it is
     scheduled or in progress."""
     service.delete_audience(session, principal, audience_id)
@@ -101,7 +96,11 @@ def delete_audience(session: DbSession, principal: Writer, audience_id: str) -> 
     responses=error_responses(400, 401, 403, 404),
 )
 def list_members(
-    session: DbSession, principal: Reader, audience_id: str, paging: Paging, search: Search = None
+    session: DbSession,
+    principal: Reader,
+    audience_id: ObjectId,
+    paging: Paging,
+    search: Search = None,
 ) -> Page[ContactOut]:
     """Contacts in this audience, newest first."""
     audience = service.get_audience(session, principal.org_id, audience_id)
@@ -117,7 +116,7 @@ def list_members(
     responses=error_responses(400, 401, 403, 404),
 )
 def add_members(
-    session: DbSession, principal: Writer, audience_id: str, body: ContactIds
+    session: DbSession, principal: Writer, audience_id: ObjectId, body: ContactIds
 ) -> AudienceAdded:
     """Add contacts (at most 1,000 ids per call). Unknown ids are a 404 that names them, and
     nothing is added; contacts already in the audience are not counted in ``added``."""
@@ -136,7 +135,7 @@ _REMOVE_DOC = """Remove contacts (at most 1,000 ids per call). Ids that are not 
     description=_REMOVE_DOC,
 )
 def remove_members(
-    session: DbSession, principal: Writer, audience_id: str, body: ContactIds
+    session: DbSession, principal: Writer, audience_id: ObjectId, body: ContactIds
 ) -> AudienceRemoved:
     audience, removed = service.remove_contacts(session, principal, audience_id, body.contactIds)
     return audience_removed(audience, removed)
@@ -150,7 +149,7 @@ def remove_members(
     "that cannot send a body with DELETE.",
 )
 def remove_members_post(
-    session: DbSession, principal: Writer, audience_id: str, body: ContactIds
+    session: DbSession, principal: Writer, audience_id: ObjectId, body: ContactIds
 ) -> AudienceRemoved:
     audience, removed = service.remove_contacts(session, principal, audience_id, body.contactIds)
     return audience_removed(audience, removed)
@@ -162,7 +161,11 @@ def remove_members_post(
     responses=error_responses(400, 401, 403, 404),
 )
 def list_available(
-    session: DbSession, principal: Reader, audience_id: str, paging: Paging, search: Search = None
+    session: DbSession,
+    principal: Reader,
+    audience_id: ObjectId,
+    paging: Paging,
+    search: Search = None,
 ) -> Page[ContactOut]:
     """Contacts of your organization that are not in this audience (for a picker)."""
     audience = service.get_audience(session, principal.org_id, audience_id)

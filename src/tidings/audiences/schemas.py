@@ -10,12 +10,13 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from tidings.contacts.schemas import NoNul, Text
 from tidings.models import Audience
 from tidings.timeutil import isoformat_z
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Description = Annotated[str, StringConstraints(max_length=5000)]
-Slug = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
+Description = Annotated[str, StringConstraints(max_length=5000), NoNul]
+Slug = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
 
 
 class AudienceCreate(BaseModel):
@@ -36,7 +37,7 @@ class AudienceUpdate(BaseModel):
 
 
 class ContactIds(BaseModel):
-    contactIds: list[str] = Field(description="Contact ids (at most 1,000 per call)")
+    contactIds: list[Text] = Field(description="Contact ids (at most 1,000 per call)")
 
 
 class AudienceOut(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 
 from tidings.auth import Principal
 from tidings.contacts import service
@@ -12,6 +12,8 @@ from tidings.contacts.schemas import (
     ContactCreate,
     ContactOut,
     ContactUpdate,
+    ObjectId,
+    Search,
     SuccessOut,
     contact_out,
 )
@@ -24,10 +26,6 @@ router = APIRouter(tags=["contacts"])
 Reader = Annotated[Principal, Depends(require_scope("read:contacts"))]
 Writer = Annotated[Principal, Depends(require_scope("write:contacts"))]
 Paging = Annotated[PageParams, Depends(page_params)]
-Search = Annotated[
-    str | None,
-    Query(max_length=service.SEARCH_MAX, description="Matches name, email or phone (any case)"),
-]
 
 
 @router.get("/contacts", response_model=Page[ContactOut], responses=error_responses(400, 401, 403))
@@ -64,7 +62,7 @@ def create_contact(session: DbSession, principal: Writer, body: ContactCreate) -
     response_model=ContactOut,
     responses=error_responses(401, 403, 404),
 )
-def get_contact(session: DbSession, principal: Reader, contact_id: str) -> ContactOut:
+def get_contact(session: DbSession, principal: Reader, contact_id: ObjectId) -> ContactOut:
     return contact_out(service.get_contact(session, principal.org_id, contact_id))
 
 
@@ -74,7 +72,7 @@ def get_contact(session: DbSession, principal: Reader, contact_id: str) -> Conta
     responses=error_responses(400, 401, 403, 404, 409),
 )
 def update_contact(
-    session: DbSession, principal: Writer, contact_id: str, body: ContactUpdate
+    session: DbSession, principal: Writer, contact_id: ObjectId, body: ContactUpdate
 ) -> ContactOut:
     """Any subset of {email, phone, name, metadata}; ``metadata`` replaces the whole object."""
     changes = body.model_dump(include=body.model_fields_set)
@@ -86,7 +84,7 @@ def update_contact(
     response_model=SuccessOut,
     responses=error_responses(401, 403, 404),
 )
-def delete_contact(session: DbSession, principal: Writer, contact_id: str) -> SuccessOut:
+def delete_contact(session: DbSession, principal: Writer, contact_id: ObjectId) -> SuccessOut:
     """Delete a contact; it leaves every audience it was in (their counts drop by one)."""
     service.delete_contact(session, principal, contact_id)
     return SuccessOut()

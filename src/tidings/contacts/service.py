@@ -20,8 +20,6 @@ from tidings.models import Audience, AudienceMember, Contact
 from tidings.tenancy import for_org, get_for_org, org_filter
 from tidings.timeutil import utcnow
 
-SEARCH_MAX = 200
-
 
 class ContactNotFound(NotFound):
     pass
