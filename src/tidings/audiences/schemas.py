@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
+from pydantic.config import JsonDict
+from pydantic.json_schema import SkipJsonSchema
 
 from tidings.contacts.schemas import NoNul, Text
 from tidings.models import Audience
@@ -19,25 +21,34 @@ Description = Annotated[str, StringConstraints(max_length=5000), NoNul]
 Slug = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
 
 
+# Documented in the OpenAPI schema; the service checks them, with messages that say what to do.
+SLUG_SCHEMA: JsonDict = {"pattern": "^[a-z0-9]+(-[a-z0-9]+)*$"}
+CONTACT_IDS_SCHEMA: JsonDict = {"minItems": 1, "maxItems": 1000}
+
+
 class AudienceCreate(BaseModel):
     name: Name = Field(description="Audience name")
     description: Description | None = Field(default=None, description="Optional notes")
     slug: Slug | None = Field(
         default=None,
         description="Lower-case letters, digits and hyphens; derived from the name when omitted",
+        json_schema_extra=SLUG_SCHEMA,
     )
 
 
 class AudienceUpdate(BaseModel):
-    """Any subset of {name, description, slug}."""
+    """Any subset of {name, description, slug}. ``name`` and ``slug`` may be omitted but not null:
+    the schema does not offer ``null`` for them, and the service refuses it with a 400."""
 
-    name: Name | None = None
+    name: Name | SkipJsonSchema[None] = None
     description: Description | None = None
-    slug: Slug | None = None
+    slug: Slug | SkipJsonSchema[None] = Field(default=None, json_schema_extra=SLUG_SCHEMA)
 
 
 class ContactIds(BaseModel):
-    contactIds: list[Text] = Field(description="Contact ids (at most 1,000 per call)")
+    contactIds: list[Text] = Field(
+        description="Contact ids (at most 1,000 per call)", json_schema_extra=CONTACT_IDS_SCHEMA
+    )
 
 
 class AudienceOut(BaseModel):
