@@ -11,8 +11,10 @@ from sqlalchemy.orm import Session
 from tests.factories import ApiClient, auth, make_audience, make_contact, make_key, make_org
 from tidings.audiences import service
 from tidings.auth import Principal
-from tidings.db import session_scope
+from tidings.db import bulk_insert, session_scope
+from tidings.ids import new_id
 from tidings.models import Audience, AudienceMember, AuditEvent, Contact, Organization
+from tidings.timeutil import utcnow
 
 
 @pytest.fixture
@@ -267,3 +269,20 @@ def test_concurrent_requests_all_succeed_and_keep_the_count_exact(
         codes = list(pool.map(call, range(48)))
     assert codes == [200] * 48
     assert _count(db, audience.id) == len(_members(db, audience.id))
+
+
+def test_add_members_takes_an_import_sized_batch_in_one_statement(
+    db: Session, org: Organization
+) -> None:
+    """The uncapped helper a CSV import uses: 10,000 ids at once, foreign ids select nothing."""
+    now = utcnow()
+    ids = [new_id("con") for _ in range(10_000)]
+    columns = ("id", "org_id", "email", "metadata", "created_at", "updated_at")
+    rows = ((cid, org.id, f"bulk{n}@example.com", {}, now, now) for n, cid in enumerate(ids))
+    bulk_insert(db, Contact.__table__, columns, rows)  # type: ignore[arg-type]
+    foreign = make_contact(db, make_org(db, "Other"), email="f@example.com").id
+    audience = make_audience(db, org)
+    assert service.add_members(db, audience, [*ids, foreign]) == 10_000
+    assert service.add_members(db, audience, ids[:10]) == 0
+    db.commit()
+    assert _count(db, audience.id) == 10_000 == len(_members(db, audience.id))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Select, String, delete, exists, literal, select, update
@@ -282,6 +283,34 @@ def _change_count(session: Session, audience: Audience, delta: int) -> None:
     session.refresh(audience)
 
 
+def add_members(session: Session, audience: Audience, contact_ids: Sequence[str]) -> int:
+    """Makes the given contacts of the audience's org members; returns how many were new, with
+    ``contact_count`` already updated. No cap and no 404: for callers that have checked the ids
+    themselves (``add_contacts``; a CSV import with up to 10,000 rows it just upserted).
+
+    One INSERT ... SELECT ... ON CONFLICT DO NOTHING: re-adding a member is a no-op, ids that are
+    not contacts of the org select nothing, and RETURNING yields exactly the new members (the
+    driver's rowcount is -1 for this statement on SQLite)."""
+    if not contact_ids:
+        return 0
+    dialect_insert = postgresql.insert if is_postgres(session) else sqlite.insert
+    rows = select(
+        literal(audience.id, String()),
+        Contact.id,
+        literal(audience.org_id, String()),
+        literal(utcnow(), UTCDateTime()),
+    ).where(org_filter(Contact, audience.org_id), Contact.id.in_(contact_ids))
+    stmt = (
+        dialect_insert(AudienceMember)
+        .from_select(["audience_id", "contact_id", "org_id", "created_at"], rows)
+        .on_conflict_do_nothing()
+        .returning(AudienceMember.contact_id)
+    )
+    added = len(session.scalars(stmt).all())
+    _change_count(session, audience, added)
+    return added
+
+
 def add_contacts(
     session: Session, actor: Principal, audience_id: str, contact_ids: list[str]
 ) -> tuple[Audience, int]:
@@ -296,23 +325,7 @@ def add_contacts(
             f"{len(missing)} contact id(s) not found in your organization; nothing was added.",
             details={"contactIds": missing},
         )
-    # One INSERT ... SELECT ... ON CONFLICT DO NOTHING: re-adding a member is a no-op, and RETURNING
-    # yields exactly the new members (the driver's rowcount is -1 for this statement on SQLite).
-    dialect_insert = postgresql.insert if is_postgres(session) else sqlite.insert
-    rows = select(
-        literal(audience.id, String()),
-        Contact.id,
-        literal(actor.org_id, String()),
-        literal(utcnow(), UTCDateTime()),
-    ).where(org_filter(Contact, actor.org_id), Contact.id.in_(ids))
-    stmt = (
-        dialect_insert(AudienceMember)
-        .from_select(["audience_id", "contact_id", "org_id", "created_at"], rows)
-        .on_conflict_do_nothing()
-        .returning(AudienceMember.contact_id)
-    )
-    added = len(session.scalars(stmt).all())
-    _change_count(session, audience, added)
+    added = add_members(session, audience, ids)
     record_event(
         session,
         actor,
