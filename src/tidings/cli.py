@@ -167,10 +167,17 @@ def serve(
     workers: Annotated[int, typer.Option(help="server processes")] = 1,
 ) -> None:
     """Serve the API and the dashboard (on SQLite, migrations are applied first)."""
+    import copy
+
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     _migrate_if_sqlite()
     human.print(f"serving on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    # Uvicorn writes its access log to stdout; send it to stderr with the rest, so the last stdout
+    # line stays the command's result (``tidings demo`` prints the API key there).
+    log_config = copy.deepcopy(LOGGING_CONFIG)
+    log_config["handlers"]["access"]["stream"] = "ext://sys.stderr"
     uvicorn.run(
         "tidings.app:create_app",
         factory=True,
@@ -178,6 +185,7 @@ def serve(
         port=port,
         workers=workers,
         log_level=get_settings().log_level.lower(),
+        log_config=log_config,
     )
 
 

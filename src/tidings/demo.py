@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from tidings.auth import ALL_SCOPES, create_api_key
+from tidings.audiences.service import add_contacts, create_audience
+from tidings.auth import ALL_SCOPES, Principal, create_api_key
+from tidings.contacts.service import create_contact
 from tidings.db import session_scope
-from tidings.ids import new_id
-from tidings.models import Audience, AudienceMember, Contact, Organization, User
+from tidings.models import Organization, User
 from tidings.orgs import create_organization, create_user
 
 DEMO_ORG_NAME = "Tidings Demo"
@@ -52,36 +54,7 @@ def seed_demo() -> DemoResult:
         if org is None:
             org = create_organization(session, DEMO_ORG_NAME, "Asia/Kolkata")
             create_user(session, org.id, DEMO_OWNER, "owner", DEMO_PASSWORD)
-            contacts = [
-                Contact(
-                    id=new_id("con"),
-                    org_id=org.id,
-                    email=email,
-                    phone=phone,
-                    name=name,
-                    metadata_=metadata,
-                )
-                for email, phone, name, metadata in DEMO_CONTACTS
-            ]
-            session.add_all(contacts)
-            session.flush()
-            for name, slug, description, members in DEMO_AUDIENCES:
-                audience = Audience(
-                    id=new_id("aud"),
-                    org_id=org.id,
-                    name=name,
-                    slug=slug,
-                    description=description,
-                    contact_count=len(members),
-                )
-                session.add(audience)
-                session.flush()
-                session.add_all(
-                    AudienceMember(
-                        audience_id=audience.id, contact_id=contacts[i].id, org_id=org.id
-                    )
-                    for i in members
-                )
+            _seed_audiences(session, org.id)
         owner = session.scalars(select(User).where(User.org_id == org.id)).first()
         _, secret = create_api_key(session, org.id, frozenset(ALL_SCOPES), "demo")
         return DemoResult(
@@ -90,3 +63,16 @@ def seed_demo() -> DemoResult:
             password=DEMO_PASSWORD,
             api_key=secret,
         )
+
+
+def _seed_audiences(session: Session, org_id: str) -> None:
+    """Through the same services as the API, so demo data obeys the same rules (normalised
+    addresses, slugs, maintained counts, audit events)."""
+    actor = Principal(org_id=org_id, actor_type="cli", actor_id=None)
+    contact_ids = [
+        create_contact(session, org_id, email=email, phone=phone, name=name, metadata=metadata).id
+        for email, phone, name, metadata in DEMO_CONTACTS
+    ]
+    for name, slug, description, members in DEMO_AUDIENCES:
+        audience = create_audience(session, actor, name=name, description=description, slug=slug)
+        add_contacts(session, actor, audience.id, [contact_ids[i] for i in members])

@@ -28,8 +28,13 @@ CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_session() -> Iterator[Session]:
+def get_session(request: Request) -> Iterator[Session]:
     session = new_session()
+    if request.method not in SAFE_METHODS and session.get_bind().dialect.name == "sqlite":
+        # SQLite has one writer. A transaction that has read (the API key) cannot become the
+        # writer once another has committed since (SQLITE_BUSY_SNAPSHOT, no waiting), so
+        # concurrent writes failed; writing requests take the lock up front and wait instead.
+        session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
     try:
         yield session
         session.commit()

@@ -62,7 +62,13 @@ def paginate(
         total = (
             session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
         )
-    rows: Sequence[Any] = session.scalars(stmt.limit(params.limit).offset(params.offset)).all()
+    # A page past the end is empty without asking the database, which also keeps an absurd page
+    # number from overflowing OFFSET (a 500 on both backends).
+    rows: Sequence[Any] = (
+        session.scalars(stmt.limit(params.limit).offset(params.offset)).all()
+        if params.offset < total
+        else []
+    )
     return Page(
         data=[serialize(row) for row in rows],
         total=total,

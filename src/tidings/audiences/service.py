@@ -1,0 +1,362 @@
+"""Audiences and their memberships: the rules, no HTTP. Callers own the transaction.
+
+``audiences.contact_count`` is maintained here, in the same transaction as every membership change,
+so listing audiences never counts members.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Select, String, delete, exists, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tidings.audit.service import record_event
+from tidings.auth import Principal
+from tidings.contacts.service import contacts_in_org, search_filter
+from tidings.db import is_postgres
+from tidings.errors import Conflict, NotFound, ValidationFailed
+from tidings.ids import new_id
+from tidings.models import Audience, AudienceMember, Campaign, Contact, UTCDateTime
+from tidings.tenancy import for_org, get_for_org, org_filter
+from tidings.timeutil import utcnow
+
+MAX_IDS_PER_CALL = 1000
+ACTIVE_CAMPAIGN_STATUSES = ("scheduled", "in_progress")
+SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+SLUG_BASE_MAX = 80
+
+
+class AudienceNotFound(NotFound):
+    pass
+
+
+class ContactsNotFound(NotFound):
+    """Some ids of an add are not contacts of the org; ``details.contactIds`` names them."""
+
+
+class AudienceInUse(Conflict):
+    code = "audience_in_use"
+
+
+class SlugTaken(Conflict):
+    code = "slug_taken"
+
+
+# --- slugs -------------------------------------------------------------------------------------
+
+
+def slugify(name: str) -> str:
+    """``"Mumbai Premium - March 2026"`` → ``mumbai-premium-march-2026``; accents are folded to
+    ASCII and a name with no letters or digits becomes ``audience``."""
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
+    return slug[:SLUG_BASE_MAX].strip("-") or "audience"
+
+
+def _validate_slug(slug: str) -> str:
+    if not SLUG_PATTERN.match(slug):
+        raise ValidationFailed(
+            f"slug {slug!r} is not valid: use lower-case letters, digits and single hyphens",
+            details=[{"field": "slug", "message": "must match ^[a-z0-9]+(-[a-z0-9]+)*$"}],
+        )
+    return slug
+
+
+def _free_slug(session: Session, org_id: str, base: str) -> str:
+    """``base``, or ``base-2``, ``base-3``…: the first one no audience of the org has (one query)."""
+    taken = set(
+        session.scalars(
+            select(Audience.slug).where(
+                org_filter(Audience, org_id),
+                (Audience.slug == base) | Audience.slug.like(f"{base}-%"),
+            )
+        )
+    )
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+def _slug_in_use(session: Session, org_id: str, slug: str, exclude: str | None = None) -> bool:
+    stmt = select(Audience.id).where(org_filter(Audience, org_id), Audience.slug == slug)
+    if exclude is not None:
+        stmt = stmt.where(Audience.id != exclude)
+    return session.scalars(stmt.limit(1)).first() is not None
+
+
+def _slug_taken(slug: str) -> SlugTaken:
+    return SlugTaken(
+        f"Another audience of your organization has the slug {slug!r}; choose another.",
+        details={"field": "slug", "value": slug},
+    )
+
+
+# --- audiences ---------------------------------------------------------------------------------
+
+
+def get_audience(session: Session, org_id: str, audience_id: str) -> Audience:
+    return get_for_org(session, Audience, org_id, audience_id, AudienceNotFound)
+
+
+def list_audiences_stmt(org_id: str) -> Select[Any]:
+    return for_org(Audience, org_id).order_by(Audience.created_at.desc(), Audience.id)
+
+
+def create_audience(
+    session: Session,
+    actor: Principal,
+    *,
+    name: str,
+    description: str | None = None,
+    slug: str | None = None,
+) -> Audience:
+    """An explicit slug that is taken is a 409; a derived one takes the next free numeric suffix
+    (retried if a concurrent create grabs it between the check and the insert)."""
+    explicit = _validate_slug(slug) if slug is not None else None
+    if explicit is not None and _slug_in_use(session, actor.org_id, explicit):
+        raise _slug_taken(explicit)
+    for _ in range(5):
+        audience = Audience(
+            id=new_id("aud"),
+            org_id=actor.org_id,
+            name=name,
+            slug=explicit or _free_slug(session, actor.org_id, slugify(name)),
+            description=description,
+            contact_count=0,
+        )
+        try:
+            with session.begin_nested():
+                session.add(audience)
+                session.flush()
+            break
+        except IntegrityError:
+            if explicit is not None:
+                raise _slug_taken(explicit) from None
+    else:
+        raise Conflict("Could not pick a free slug; retry the request.")
+    record_event(
+        session,
+        actor,
+        "audience.created",
+        target_type="audience",
+        target_id=audience.id,
+        data={"name": audience.name, "slug": audience.slug},
+    )
+    return audience
+
+
+def update_audience(
+    session: Session, actor: Principal, audience_id: str, changes: dict[str, Any]
+) -> Audience:
+    """``changes`` holds only the fields the client sent. The slug never follows a renamed
+    audience by itself: links and scripts that use it keep working until it is edited."""
+    audience = get_audience(session, actor.org_id, audience_id)
+    if not changes:
+        return audience  # nothing to change: no new updatedAt, no audit noise
+    for field in ("name", "slug"):
+        if field in changes and changes[field] is None:
+            raise ValidationFailed(
+                f"'{field}' cannot be null", details=[{"field": field, "message": "not null"}]
+            )
+    if "slug" in changes:
+        slug = _validate_slug(changes["slug"])
+        if _slug_in_use(session, actor.org_id, slug, exclude=audience.id):
+            raise _slug_taken(slug)
+        audience.slug = slug
+    if "name" in changes:
+        audience.name = changes["name"]
+    if "description" in changes:
+        audience.description = changes["description"]
+    audience.updated_at = utcnow()
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise _slug_taken(audience.slug) from None
+    record_event(
+        session,
+        actor,
+        "audience.updated",
+        target_type="audience",
+        target_id=audience.id,
+        data={"changed": sorted(changes)},
+    )
+    return audience
+
+
+def delete_audience(session: Session, actor: Principal, audience_id: str) -> None:
+    """Refused while a campaign still has messages to deliver to it. The audience row is locked
+    first (PostgreSQL) so a send cannot slip in between the check and the delete."""
+    audience = get_for_org(
+        session, Audience, actor.org_id, audience_id, AudienceNotFound, for_update=True
+    )
+    active = session.scalars(
+        select(Campaign.id)
+        .where(
+            org_filter(Campaign, actor.org_id),
+            Campaign.audience_id == audience.id,
+            Campaign.status.in_(ACTIVE_CAMPAIGN_STATUSES),
+        )
+        .limit(1)
+    ).first()
+    if active is not None:
+        raise AudienceInUse(
+            "This audience has a scheduled or in-progress campaign; cancel it or wait until it "
+            "completes, then delete the audience.",
+            details={"campaignId": active},
+        )
+    session.execute(delete(AudienceMember).where(AudienceMember.audience_id == audience.id))
+    session.delete(audience)
+    session.flush()
+    record_event(
+        session,
+        actor,
+        "audience.deleted",
+        target_type="audience",
+        target_id=audience.id,
+        data={"name": audience.name, "slug": audience.slug},
+    )
+
+
+# --- members -----------------------------------------------------------------------------------
+
+
+def members_stmt(audience: Audience, search: str | None) -> Select[Any]:
+    stmt = (
+        for_org(Contact, audience.org_id)
+        .join(AudienceMember, AudienceMember.contact_id == Contact.id)
+        .where(AudienceMember.audience_id == audience.id)
+    )
+    return _searched(stmt, search)
+
+
+def available_stmt(audience: Audience, search: str | None) -> Select[Any]:
+    """Contacts of the org that are not members (an anti-join on the membership primary key)."""
+    is_member = exists().where(
+        AudienceMember.audience_id == audience.id, AudienceMember.contact_id == Contact.id
+    )
+    return _searched(for_org(Contact, audience.org_id).where(~is_member), search)
+
+
+def _searched(stmt: Select[Any], search: str | None) -> Select[Any]:
+    condition = search_filter(search)
+    if condition is not None:
+        stmt = stmt.where(condition)
+    return stmt.order_by(Contact.created_at.desc(), Contact.id)
+
+
+def _checked_ids(contact_ids: list[str]) -> list[str]:
+    if not contact_ids:
+        raise ValidationFailed(
+            "contactIds is empty; give at least one contact id.",
+            details=[{"field": "contactIds", "message": "at least one id"}],
+        )
+    if len(contact_ids) > MAX_IDS_PER_CALL:
+        raise ValidationFailed(
+            f"At most {MAX_IDS_PER_CALL:,} contactIds per call ({len(contact_ids):,} given); "
+            "split the list into several calls.",
+            details=[{"field": "contactIds", "message": f"at most {MAX_IDS_PER_CALL} ids"}],
+        )
+    return list(dict.fromkeys(contact_ids))
+
+
+def _change_count(session: Session, audience: Audience, delta: int) -> None:
+    """Applies the number of rows this transaction actually inserted or deleted as an atomic
+    ``contact_count = contact_count + delta``. Concurrent changes cannot lose updates (each adds
+    its own delta under the row lock) nor double count: on PostgreSQL a concurrent insert of the
+    same membership waits on the primary key and then inserts nothing (delta 0), a concurrent
+    delete of the same row deletes nothing; SQLite runs one writer at a time."""
+    if delta:
+        session.execute(
+            update(Audience)
+            .where(Audience.id == audience.id, org_filter(Audience, audience.org_id))
+            .values(contact_count=Audience.contact_count + delta, updated_at=utcnow())
+        )
+    session.refresh(audience)
+
+
+def add_members(session: Session, audience: Audience, contact_ids: Sequence[str]) -> int:
+    """Makes the given contacts of the audience's org members; returns how many were new, with
+    ``contact_count`` already updated. No cap and no 404: for callers that have checked the ids
+    themselves (``add_contacts``; a CSV import with up to 10,000 rows it just upserted).
+
+    One INSERT ... SELECT ... ON CONFLICT DO NOTHING: re-adding a member is a no-op, ids that are
+    not contacts of the org select nothing, and RETURNING yields exactly the new members (the
+    driver's rowcount is -1 for this statement on SQLite)."""
+    if not contact_ids:
+        return 0
+    dialect_insert = postgresql.insert if is_postgres(session) else sqlite.insert
+    rows = select(
+        literal(audience.id, String()),
+        Contact.id,
+        literal(audience.org_id, String()),
+        literal(utcnow(), UTCDateTime()),
+    ).where(org_filter(Contact, audience.org_id), Contact.id.in_(contact_ids))
+    stmt = (
+        dialect_insert(AudienceMember)
+        .from_select(["audience_id", "contact_id", "org_id", "created_at"], rows)
+        .on_conflict_do_nothing()
+        .returning(AudienceMember.contact_id)
+    )
+    added = len(session.scalars(stmt).all())
+    _change_count(session, audience, added)
+    return added
+
+
+def add_contacts(
+    session: Session, actor: Principal, audience_id: str, contact_ids: list[str]
+) -> tuple[Audience, int]:
+    """Adds contacts; returns the audience and how many were not members before. Any id that is
+    not a contact of this org makes the whole call a 404 naming them, and nothing is added."""
+    ids = _checked_ids(contact_ids)
+    audience = get_audience(session, actor.org_id, audience_id)
+    found = contacts_in_org(session, actor.org_id, ids)
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise ContactsNotFound(
+            f"{len(missing)} contact id(s) not found in your organization; nothing was added.",
+            details={"contactIds": missing},
+        )
+    added = add_members(session, audience, ids)
+    record_event(
+        session,
+        actor,
+        "audience.contacts_added",
+        target_type="audience",
+        target_id=audience.id,
+        data={"requested": len(ids), "added": added},
+    )
+    return audience, added
+
+
+def remove_contacts(
+    session: Session, actor: Principal, audience_id: str, contact_ids: list[str]
+) -> tuple[Audience, int]:
+    """Removes members; ids that are not members (or not contacts of this org) are ignored, so a
+    retried removal is harmless. Returns the audience and how many members were removed."""
+    ids = _checked_ids(contact_ids)
+    audience = get_audience(session, actor.org_id, audience_id)
+    stmt = delete(AudienceMember).where(
+        AudienceMember.audience_id == audience.id,
+        org_filter(AudienceMember, actor.org_id),
+        AudienceMember.contact_id.in_(ids),
+    )
+    removed = int(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+    _change_count(session, audience, -removed)
+    record_event(
+        session,
+        actor,
+        "audience.contacts_removed",
+        target_type="audience",
+        target_id=audience.id,
+        data={"requested": len(ids), "removed": removed},
+    )
+    return audience, removed

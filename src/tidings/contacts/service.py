@@ -1,0 +1,197 @@
+"""Contacts: the rules (normalised addresses, one contact per address per organization), no HTTP.
+
+Every read goes through ``tenancy``; writes only ``flush()`` — the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tidings.audit.service import record_event
+from tidings.auth import Principal
+from tidings.contacts.normalize import InvalidAddress, normalize_email, normalize_phone
+from tidings.errors import Conflict, NotFound, ValidationFailed
+from tidings.ids import new_id
+from tidings.models import Audience, AudienceMember, Contact
+from tidings.tenancy import for_org, get_for_org, org_filter
+from tidings.timeutil import utcnow
+
+
+class ContactNotFound(NotFound):
+    pass
+
+
+class ContactExists(Conflict):
+    code = "contact_exists"
+
+
+def search_filter(term: str | None) -> ColumnElement[bool] | None:
+    """Case-insensitive substring match on name, email and phone; ``None`` when there is no term.
+
+    LIKE wildcards in the term are escaped so ``50%`` searches for the text, not a pattern.
+    """
+    term = (term or "").strip()
+    if not term:
+        return None
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    return or_(
+        Contact.name.ilike(pattern, escape="\\"),
+        Contact.email.ilike(pattern, escape="\\"),
+        Contact.phone.ilike(pattern, escape="\\"),
+    )
+
+
+def _normalized(field: str, raw: str | None) -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return normalize_email(raw) if field == "email" else normalize_phone(raw)
+    except InvalidAddress as exc:
+        raise ValidationFailed(str(exc), details=[{"field": field, "message": str(exc)}]) from None
+
+
+def _require_address(email: str | None, phone: str | None) -> None:
+    if email is None and phone is None:
+        raise ValidationFailed(
+            "A contact needs an email or a phone (or both).",
+            details=[{"field": "email", "message": "email or phone is required"}],
+        )
+
+
+def _check_unique(
+    session: Session, org_id: str, email: str | None, phone: str | None, exclude: str | None
+) -> None:
+    """Names the clash (which field, which contact) so the client can update instead."""
+    for field, column, value in (("email", Contact.email, email), ("phone", Contact.phone, phone)):
+        if value is None:
+            continue
+        stmt = for_org(Contact, org_id).where(column == value)
+        if exclude is not None:
+            stmt = stmt.where(Contact.id != exclude)
+        existing = session.scalars(stmt.limit(1)).first()
+        if existing is not None:
+            raise ContactExists(
+                f"A contact with {field} {value!r} exists already ({existing.id}).",
+                details={"field": field, "value": value, "contactId": existing.id},
+            )
+
+
+def _flush_unique(session: Session) -> None:
+    """A concurrent insert of the same address passes the pre-check; the unique constraint then
+    decides, and the loser gets the same 409 instead of a 500."""
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise ContactExists("A contact with this email or phone exists already.") from None
+
+
+def list_contacts_stmt(org_id: str, search: str | None) -> Any:
+    stmt = for_org(Contact, org_id)
+    condition = search_filter(search)
+    if condition is not None:
+        stmt = stmt.where(condition)
+    return stmt.order_by(Contact.created_at.desc(), Contact.id)
+
+
+def get_contact(session: Session, org_id: str, contact_id: str) -> Contact:
+    return get_for_org(session, Contact, org_id, contact_id, ContactNotFound)
+
+
+def create_contact(
+    session: Session,
+    org_id: str,
+    *,
+    email: str | None,
+    phone: str | None,
+    name: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Contact:
+    email, phone = _normalized("email", email), _normalized("phone", phone)
+    _require_address(email, phone)
+    _check_unique(session, org_id, email, phone, exclude=None)
+    contact = Contact(
+        id=new_id("con"),
+        org_id=org_id,
+        email=email,
+        phone=phone,
+        name=(name or "").strip() or None,
+        metadata_=metadata or {},
+    )
+    session.add(contact)
+    _flush_unique(session)
+    return contact
+
+
+def update_contact(
+    session: Session, org_id: str, contact_id: str, changes: dict[str, Any]
+) -> Contact:
+    """``changes`` holds only the fields the client sent; ``None`` clears a field."""
+    contact = get_contact(session, org_id, contact_id)
+    email = _normalized("email", changes["email"]) if "email" in changes else contact.email
+    phone = _normalized("phone", changes["phone"]) if "phone" in changes else contact.phone
+    _require_address(email, phone)
+    _check_unique(
+        session,
+        org_id,
+        email if email != contact.email else None,
+        phone if phone != contact.phone else None,
+        exclude=contact.id,
+    )
+    contact.email, contact.phone = email, phone
+    if "name" in changes:
+        contact.name = (changes["name"] or "").strip() or None
+    if "metadata" in changes:
+        contact.metadata_ = changes["metadata"] or {}
+    contact.updated_at = utcnow()
+    _flush_unique(session)
+    return contact
+
+
+def delete_contact(session: Session, actor: Principal, contact_id: str) -> None:
+    """Removes the contact, its memberships, and one from each of its audiences' counts.
+
+    The memberships are deleted first with RETURNING, and only the audiences whose row this
+    statement actually deleted are decremented (one set-based UPDATE): a concurrent removal of the
+    same membership deletes nothing here, so no count is decremented twice.
+    """
+    contact = get_contact(session, actor.org_id, contact_id)
+    audience_ids = list(
+        session.scalars(
+            delete(AudienceMember)
+            .where(
+                AudienceMember.contact_id == contact.id,
+                org_filter(AudienceMember, actor.org_id),
+            )
+            .returning(AudienceMember.audience_id)
+        )
+    )
+    if audience_ids:
+        session.execute(
+            update(Audience)
+            .where(Audience.id.in_(audience_ids), org_filter(Audience, actor.org_id))
+            .values(contact_count=Audience.contact_count - 1, updated_at=utcnow())
+        )
+    session.delete(contact)
+    session.flush()
+    record_event(
+        session,
+        actor,
+        "contact.deleted",
+        target_type="contact",
+        target_id=contact.id,
+        data={"email": contact.email, "phone": contact.phone, "audiences": audience_ids},
+    )
+
+
+def contacts_in_org(session: Session, org_id: str, contact_ids: list[str]) -> set[str]:
+    """Which of ``contact_ids`` are contacts of this organization (one query)."""
+    if not contact_ids:
+        return set()
+    stmt = select(Contact.id).where(org_filter(Contact, org_id), Contact.id.in_(contact_ids))
+    return set(session.scalars(stmt))

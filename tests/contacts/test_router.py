@@ -1,0 +1,296 @@
+"""Contacts API: CRUD, normalisation, uniqueness, search, and deletion keeping audiences right."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tests.factories import ApiClient, auth, make_audience, make_contact, make_key, make_org
+from tidings.models import Audience, AudienceMember, AuditEvent, Contact, Organization
+
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+@pytest.fixture
+def org(db: Session) -> Organization:
+    return make_org(db)
+
+
+@pytest.fixture
+def headers(db: Session, org: Organization) -> dict[str, str]:
+    return auth(make_key(db, org))
+
+
+def test_create_normalises_and_returns_the_contact_object(
+    client: ApiClient, headers: dict[str, str], db: Session
+) -> None:
+    response = client.post(
+        "/v1/contacts",
+        headers=headers,
+        json={
+            "email": "  Alice@EXAMPLE.com ",
+            "phone": "+1 (415) 555-0101",
+            "name": "Alice",
+            "metadata": {"city": "Mumbai", "vip": True, "score": 7, "ratio": 0.5, "x": None},
+            "id": "con_mine",
+            "organizationId": "org_other",
+        },
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert set(body) == {
+        "id",
+        "email",
+        "phone",
+        "name",
+        "metadata",
+        "organizationId",
+        "createdAt",
+        "updatedAt",
+    }
+    assert body["email"] == "Alice@example.com"
+    assert body["phone"] == "+14155550101"
+    assert body["metadata"] == {"city": "Mumbai", "vip": True, "score": 7, "ratio": 0.5, "x": None}
+    assert body["id"].startswith("con_") and body["id"] != "con_mine"
+    assert body["organizationId"] != "org_other"
+    assert TIMESTAMP.match(body["createdAt"]) and TIMESTAMP.match(body["updatedAt"])
+    stored = db.get(Contact, body["id"])
+    assert stored is not None and stored.org_id == body["organizationId"]
+
+
+def test_phone_only_and_email_only_contacts(client: ApiClient, headers: dict[str, str]) -> None:
+    assert (
+        client.post("/v1/contacts", headers=headers, json={"phone": "+919820012345"}).json()[
+            "email"
+        ]
+        is None
+    )
+    assert (
+        client.post("/v1/contacts", headers=headers, json={"email": "a@b.co"}).json()["phone"]
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"name": "Nobody"}, "email"),
+        ({"email": "", "phone": "  "}, "email"),
+        ({"email": "not-an-email"}, "email"),
+        ({"phone": "555-0101"}, "phone"),
+        ({"phone": "+1 000"}, "phone"),
+    ],
+)
+def test_bad_addresses_are_a_clear_400(
+    client: ApiClient, headers: dict[str, str], db: Session, payload: dict[str, str], field: str
+) -> None:
+    response = client.post("/v1/contacts", headers=headers, json=payload)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert field in error["message"] or "email or a phone" in error["message"]
+    assert db.scalar(select(func.count()).select_from(Contact)) == 0
+
+
+def test_nested_metadata_is_refused(client: ApiClient, headers: dict[str, str]) -> None:
+    response = client.post(
+        "/v1/contacts", headers=headers, json={"email": "a@b.co", "metadata": {"a": {"b": 1}}}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["details"][0]["field"].startswith("metadata")
+
+
+def test_duplicate_email_or_phone_is_a_409_naming_the_clash(
+    client: ApiClient, headers: dict[str, str]
+) -> None:
+    first = client.post(
+        "/v1/contacts", headers=headers, json={"email": "a@example.com", "phone": "+14155550101"}
+    ).json()
+    clash = client.post("/v1/contacts", headers=headers, json={"email": "a@EXAMPLE.COM"})
+    assert clash.status_code == 409
+    assert clash.json()["error"]["details"] == {
+        "field": "email",
+        "value": "a@example.com",
+        "contactId": first["id"],
+    }
+    clash = client.post("/v1/contacts", headers=headers, json={"phone": "+1 415 555 0101"})
+    assert clash.status_code == 409
+    assert clash.json()["error"]["details"]["field"] == "phone"
+
+
+def test_same_address_in_two_organizations_is_fine(client: ApiClient, db: Session) -> None:
+    for name in ("A", "B"):
+        key = make_key(db, make_org(db, name))
+        response = client.post("/v1/contacts", headers=auth(key), json={"email": "x@example.com"})
+        assert response.status_code == 201
+
+
+def test_get_patch_and_delete(client: ApiClient, headers: dict[str, str], db: Session) -> None:
+    created = client.post(
+        "/v1/contacts", headers=headers, json={"email": "a@example.com", "name": "A"}
+    ).json()
+    url = f"/v1/contacts/{created['id']}"
+    assert client.get(url, headers=headers).json() == created
+
+    patched = client.patch(
+        url, headers=headers, json={"phone": "+442079460958", "metadata": {"plan": "pro"}}
+    )
+    assert patched.status_code == 200, patched.text
+    body = patched.json()
+    assert body["phone"] == "+442079460958" and body["email"] == "a@example.com"
+    assert body["name"] == "A" and body["metadata"] == {"plan": "pro"}
+    assert body["updatedAt"] >= created["updatedAt"]
+
+    # Clearing the email is fine while a phone remains; clearing both is not.
+    assert client.patch(url, headers=headers, json={"email": None}).json()["email"] is None
+    both = client.patch(url, headers=headers, json={"phone": None})
+    assert both.status_code == 400
+    assert client.get(url, headers=headers).json()["phone"] == "+442079460958"
+
+    deleted = client.delete(url, headers=headers)
+    assert deleted.status_code == 200 and deleted.json() == {"success": True}
+    assert client.get(url, headers=headers).status_code == 404
+    events = db.scalars(select(AuditEvent.action).where(AuditEvent.target_id == created["id"]))
+    assert list(events) == ["contact.deleted"]
+
+
+def test_patch_into_another_contacts_address_is_a_409(
+    client: ApiClient, headers: dict[str, str]
+) -> None:
+    client.post("/v1/contacts", headers=headers, json={"email": "taken@example.com"})
+    other = client.post("/v1/contacts", headers=headers, json={"email": "b@example.com"}).json()
+    response = client.patch(
+        f"/v1/contacts/{other['id']}", headers=headers, json={"email": "taken@example.com"}
+    )
+    assert response.status_code == 409
+    # Sending its own unchanged address is not a clash with itself.
+    same = client.patch(
+        f"/v1/contacts/{other['id']}", headers=headers, json={"email": "b@example.com"}
+    )
+    assert same.status_code == 200
+
+
+def test_unknown_contact_is_a_404(client: ApiClient, headers: dict[str, str]) -> None:
+    for method in ("GET", "PATCH", "DELETE"):
+        response = client.request(method, "/v1/contacts/con_nope", headers=headers, json={})
+        assert response.status_code == 404, method
+        assert response.json()["error"]["code"] == "not_found"
+
+
+def test_search_matches_name_email_and_phone_case_insensitively(
+    client: ApiClient, headers: dict[str, str]
+) -> None:
+    for payload in (
+        {"email": "alice@example.com", "name": "Alice Martin"},
+        {"email": "bob@sample.org", "name": "Bob"},
+        {"phone": "+14155550199", "name": "Carol 100%"},
+    ):
+        assert client.post("/v1/contacts", headers=headers, json=payload).status_code == 201
+
+    def names(term: str) -> set[str]:
+        page = client.get("/v1/contacts", headers=headers, params={"search": term}).json()
+        return {c["name"] for c in page["data"]}
+
+    assert names("MARTIN") == {"Alice Martin"}
+    assert names("SAMPLE.ORG") == {"Bob"}
+    assert names("555019") == {"Carol 100%"}
+    assert names("100%") == {"Carol 100%"}
+    assert names("%") == {"Carol 100%"}
+    assert names("_") == set()
+    assert len(names("")) == 3
+
+
+def test_list_is_newest_first_and_paginated(client: ApiClient, headers: dict[str, str]) -> None:
+    ids = [
+        client.post("/v1/contacts", headers=headers, json={"email": f"c{i}@example.com"}).json()[
+            "id"
+        ]
+        for i in range(3)
+    ]
+    page = client.get("/v1/contacts", headers=headers, params={"limit": 2}).json()
+    assert page["total"] == 3 and page["totalPages"] == 2 and page["limit"] == 2
+    second = client.get("/v1/contacts", headers=headers, params={"limit": 2, "page": 2}).json()
+    listed = [c["id"] for c in page["data"] + second["data"]]
+    assert sorted(listed) == sorted(ids) and len(set(listed)) == 3
+    assert listed[0] == ids[-1]
+
+
+def test_deleting_a_contact_updates_each_audience_count(
+    client: ApiClient, headers: dict[str, str], db: Session, org: Organization
+) -> None:
+    gone, stays = make_contact(db, org, email="gone@x.io"), make_contact(db, org, email="s@x.io")
+    first = make_audience(db, org, "First", members=[gone, stays])
+    second = make_audience(db, org, "Second", members=[gone])
+    untouched = make_audience(db, org, "Third", members=[stays])
+
+    gone_id, ids = gone.id, (first.id, second.id, untouched.id)
+    assert client.delete(f"/v1/contacts/{gone_id}", headers=headers).status_code == 200
+    db.expire_all()
+    counts = {a.id: a.contact_count for a in db.scalars(select(Audience))}
+    assert counts == dict(zip(ids, (1, 0, 1), strict=True))
+    assert gone_id not in db.scalars(select(AudienceMember.contact_id)).all()
+    assert db.get(Contact, gone_id) is None
+
+
+def test_contacts_need_contact_scopes(client: ApiClient, db: Session, org: Organization) -> None:
+    audiences_only = auth(make_key(db, org, "read:audiences,write:audiences"))
+    reader = auth(make_key(db, org, "read:contacts"))
+    assert client.get("/v1/contacts", headers=audiences_only).status_code == 403
+    assert client.get("/v1/contacts", headers=reader).status_code == 200
+    denied = client.post("/v1/contacts", headers=reader, json={"email": "a@b.co"})
+    assert denied.status_code == 403
+    assert denied.json()["error"]["code"] == "forbidden"
+
+
+def test_the_api_v1_prefix_serves_contacts_too(client: ApiClient, headers: dict[str, str]) -> None:
+    created = client.post("/api/v1/contacts", headers=headers, json={"email": "a@b.co"})
+    assert created.status_code == 201
+    assert client.get(f"/v1/contacts/{created.json()['id']}", headers=headers).status_code == 200
+
+
+def test_idempotency_key_replays_the_create(
+    client: ApiClient, headers: dict[str, str], db: Session
+) -> None:
+    retry = {**headers, "Idempotency-Key": "contact-1"}
+    first = client.post("/v1/contacts", headers=retry, json={"email": "a@example.com"})
+    again = client.post("/v1/contacts", headers=retry, json={"email": "a@example.com"})
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    db.rollback()
+    assert db.scalar(select(func.count()).select_from(Contact)) == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body"),
+    [
+        ("POST", "/v1/contacts", {"email": "a@b.co", "name": "a\u0000b"}),
+        ("POST", "/v1/contacts", {"email": "a@b.co", "metadata": {"k": "v\u0000"}}),
+        ("POST", "/v1/contacts", {"email": "a@b.co", "metadata": {"k\u0000": 1}}),
+        ("GET", "/v1/contacts?search=a%00", None),
+        ("GET", "/v1/contacts/con_%00", None),
+        ("POST", "/v1/audiences", {"name": "a\u0000"}),
+        ("GET", "/v1/audiences/aud_%00/contacts", None),
+        ("POST", "/v1/audiences/aud_x/contacts", {"contactIds": ["con_\u0000"]}),
+    ],
+)
+def test_nul_characters_are_a_400_on_both_backends(
+    client: ApiClient, headers: dict[str, str], method: str, url: str, body: object
+) -> None:
+    """PostgreSQL text cannot hold NUL: the API refuses it up front instead of answering 500."""
+    response = client.request(method, url, headers=headers, json=body)
+    assert response.status_code == 400, response.text
+    assert "NUL" in response.json()["error"]["message"]
+
+
+def test_field_lengths_are_enforced(client: ApiClient, headers: dict[str, str]) -> None:
+    too_long = [
+        {"email": "a@b.co", "name": "x" * 201},
+        {"email": "a@b.co", "metadata": {"k" * 101: 1}},
+        {"email": "a@b.co", "metadata": {f"k{i}": i for i in range(101)}},
+        {"email": "x" * 321 + "@b.co"},
+    ]
+    for body in too_long:
+        assert client.post("/v1/contacts", headers=headers, json=body).status_code == 400

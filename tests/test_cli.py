@@ -1,0 +1,241 @@
+"""The real ``tidings`` command, run as a subprocess against the test database: the machine-readable
+result is alone on the last line of stdout, people's text goes to stderr, failures exit non-zero."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tests.factories import ApiClient, auth, make_org
+from tidings.auth import ALL_SCOPES, verify_password
+from tidings.models import ApiKey, Audience, Contact, Organization, User
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def result(self) -> str:
+        """The last stdout line: what ``$(tidings ...)`` captures."""
+        lines = self.stdout.strip().splitlines()
+        return lines[-1] if lines else ""
+
+
+Tidings = Callable[..., Run]
+
+
+@pytest.fixture
+def tidings(settings_env: None, database_url: str) -> Tidings:
+    """Runs ``tidings <args>`` with TIDINGS_DATABASE_URL pointing at this backend's database."""
+
+    def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> Run:
+        inherited = {k: v for k, v in os.environ.items() if k != "TIDINGS_PASSWORD"}
+        full_env = {**inherited, "TIDINGS_DATABASE_URL": database_url, **(env or {})}
+        done = subprocess.run(
+            [sys.executable, "-m", "tidings.cli", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=60,
+            check=False,
+        )
+        return Run(done.returncode, done.stdout, done.stderr)
+
+    return run
+
+
+def test_orgs_create_prints_the_id_alone(tidings: Tidings, db: Session) -> None:
+    run = tidings("orgs", "create", "Acme Inc", "--timezone", "Europe/Paris")
+    assert run.code == 0, run.stderr
+    assert run.stdout.strip() == run.result and run.result.startswith("org_")
+    assert "Acme Inc" in run.stderr
+    org = db.get(Organization, run.result)
+    assert org is not None and org.name == "Acme Inc" and org.timezone == "Europe/Paris"
+
+
+def test_orgs_create_refuses_a_bad_time_zone(tidings: Tidings) -> None:
+    run = tidings("orgs", "create", "Acme", "--timezone", "Mars/Olympus")
+    assert run.code == 1 and run.stdout == ""
+    assert "time zone" in run.stderr
+
+
+def test_keys_create_all_scopes_gives_a_working_key(
+    tidings: Tidings, db: Session, client: ApiClient
+) -> None:
+    org_id = tidings("orgs", "create", "Acme").result
+    run = tidings("keys", "create", "--org", org_id, "--scopes", "all", "--name", "ci")
+    assert run.code == 0, run.stderr
+    secret = run.result
+    assert secret.startswith("tid_") and run.stdout.strip() == secret
+    stored = db.scalars(select(ApiKey).where(ApiKey.org_id == org_id)).one()
+    assert stored.key_hash != secret and set(stored.scopes.split()) == set(ALL_SCOPES)
+    created = client.post("/v1/audiences", headers=auth(secret), json={"name": "From CLI"})
+    assert created.status_code == 201
+    assert created.json()["organizationId"] == org_id
+
+
+def test_keys_create_with_some_scopes_and_revoke(
+    tidings: Tidings, db: Session, client: ApiClient
+) -> None:
+    org_id = tidings("orgs", "create", "Acme").result
+    secret = tidings("keys", "create", "--org", org_id, "--scopes", "read:audiences").result
+    assert client.get("/v1/audiences", headers=auth(secret)).status_code == 200
+    assert client.post("/v1/audiences", headers=auth(secret), json={"name": "x"}).status_code == 403
+    key_id = db.scalars(select(ApiKey.id).where(ApiKey.org_id == org_id)).one()
+    run = tidings("keys", "revoke", "--org", org_id, key_id)
+    assert run.code == 0 and run.result == key_id
+    assert client.get("/v1/audiences", headers=auth(secret)).status_code == 401
+    again = tidings("keys", "revoke", "--org", org_id, key_id)
+    assert again.code == 1 and again.stdout == ""
+
+
+def test_keys_create_errors(tidings: Tidings, db: Session) -> None:
+    org_id = make_org(db).id
+    unknown_scope = tidings("keys", "create", "--org", org_id, "--scopes", "read:everything")
+    assert unknown_scope.code == 1 and "unknown scope" in unknown_scope.stderr
+    unknown_org = tidings("keys", "create", "--org", "org_nope", "--scopes", "all")
+    assert unknown_org.code == 1 and "not found" in unknown_org.stderr
+    assert unknown_scope.stdout == unknown_org.stdout == ""
+
+
+def test_users_create_with_the_password_in_the_environment(tidings: Tidings, db: Session) -> None:
+    org_id = make_org(db).id
+    run = tidings(
+        "users",
+        "create",
+        "--org",
+        org_id,
+        "--email",
+        "Owner@Example.COM",
+        "--role",
+        "owner",
+        env={"TIDINGS_PASSWORD": "correct horse battery"},
+    )
+    assert run.code == 0, run.stderr
+    user = db.get(User, run.result)
+    assert user is not None and user.role == "owner" and user.email == "Owner@example.com"
+    assert verify_password(user.password_hash, "correct horse battery")
+    assert "correct horse battery" not in run.stdout + run.stderr
+
+
+def test_users_create_with_password_stdin(tidings: Tidings, db: Session) -> None:
+    org_id = make_org(db).id
+    run = tidings(
+        "users",
+        "create",
+        "--org",
+        org_id,
+        "--email",
+        "member@example.com",
+        "--password-stdin",
+        stdin="s3cret-from-stdin\n",
+    )
+    assert run.code == 0, run.stderr
+    user = db.get(User, run.result)
+    assert user is not None and user.role == "member"
+    assert verify_password(user.password_hash, "s3cret-from-stdin")
+
+
+def test_users_create_errors(tidings: Tidings, db: Session) -> None:
+    org_id = make_org(db).id
+    base = ("users", "create", "--org", org_id, "--email", "u@example.com")
+    no_password = tidings(*base)
+    assert no_password.code == 1 and "TIDINGS_PASSWORD" in no_password.stderr
+    short = tidings(*base, env={"TIDINGS_PASSWORD": "short"})
+    assert short.code == 1 and "at least 8" in short.stderr
+    bad_role = tidings(*base, "--role", "admin", env={"TIDINGS_PASSWORD": "long enough pw"})
+    assert bad_role.code == 1 and "role" in bad_role.stderr
+    assert tidings(*base, env={"TIDINGS_PASSWORD": "long enough pw"}).code == 0
+    duplicate = tidings(*base, env={"TIDINGS_PASSWORD": "long enough pw"})
+    assert duplicate.code == 1 and "exists" in duplicate.stderr
+    db.rollback()
+    assert len(db.scalars(select(User)).all()) == 1
+
+
+def test_db_upgrade_is_idempotent(tidings: Tidings) -> None:
+    run = tidings("db", "upgrade")
+    assert run.code == 0, run.stderr
+    assert run.result == "ok"
+
+
+def test_demo_seeds_data_through_the_services_and_prints_a_key(
+    tidings: Tidings, db: Session, client: ApiClient
+) -> None:
+    run = tidings("demo", "--no-serve")
+    assert run.code == 0, run.stderr
+    key = run.result
+    assert key.startswith("tid_") and "owner@demo.tidings.dev" in run.stderr
+    audiences = client.get("/v1/audiences", headers=auth(key)).json()
+    counts = {a["slug"]: a["contactCount"] for a in audiences["data"]}
+    assert counts == {"mumbai-premium-march-2026": 2, "all-customers": 5, "beta-testers": 1}
+    assert len(db.scalars(select(Contact)).all()) == 5
+    # A second run reuses the organization and prints a new key.
+    second = tidings("demo", "--no-serve")
+    assert second.code == 0 and second.result != key
+    db.rollback()
+    assert len(db.scalars(select(Audience)).all()) == 3
+    assert client.get("/v1/audiences", headers=auth(second.result)).json()["total"] == 3
+
+
+def test_demo_keeps_the_key_on_the_last_stdout_line_while_serving(
+    settings_env: None, database_url: str, tmp_path: Path
+) -> None:
+    """The README's walk-through takes the key from `make run`: request logs must not bury it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "TIDINGS_DATABASE_URL": database_url}
+    stdout, stderr = tmp_path / "out", tmp_path / "err"
+    with stdout.open("w") as out, stderr.open("w") as err:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "tidings.cli", "demo", "--port", str(port)],
+            stdout=out,
+            stderr=err,
+            env=env,
+        )
+        try:
+            key = _wait_for_key(stdout, server)
+            response = httpx.get(
+                f"http://127.0.0.1:{port}/v1/audiences", headers=auth(key), timeout=10
+            )
+            assert response.status_code == 200 and response.json()["total"] == 3
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    assert stdout.read_text().strip() == key
+    assert "GET /v1/audiences" in stderr.read_text()
+
+
+def _wait_for_key(stdout: Path, server: subprocess.Popen[bytes]) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert server.poll() is None, "tidings demo exited early"
+        text = stdout.read_text().strip()
+        if text:
+            base = f"http://127.0.0.1:{_port_of(server)}"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    return text
+        time.sleep(0.2)
+    raise AssertionError("tidings demo did not start within 30 s")
+
+
+def _port_of(server: subprocess.Popen[bytes]) -> str:
+    args = [str(a) for a in server.args]  # type: ignore[union-attr]
+    return args[args.index("--port") + 1]
