@@ -34,8 +34,12 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[index]
 
 
-def time_runs(run: Callable[[], object], repeat: int, warmup: int = 1,
-              setup: Callable[[], object] | None = None) -> list[float]:
+def time_runs(
+    run: Callable[[], object],
+    repeat: int,
+    warmup: int = 1,
+    setup: Callable[[], object] | None = None,
+) -> list[float]:
     """Milliseconds per run; ``setup`` runs before each run and is not timed."""
     samples = []
     for i in range(warmup + repeat):
@@ -49,33 +53,50 @@ def time_runs(run: Callable[[], object], repeat: int, warmup: int = 1,
     return samples
 
 
-def summarise(name: str, backend: str, n: int, samples: list[float],
-              baseline: list[float] | None = None, target: str = "",
-              met: Callable[[float, float | None], bool] | None = None) -> Result:
+def summarise(
+    name: str,
+    backend: str,
+    n: int,
+    samples: list[float],
+    baseline: list[float] | None = None,
+    target: str = "",
+    met: Callable[[float, float | None], bool] | None = None,
+) -> Result:
     median = statistics.median(samples)
     base = statistics.median(baseline) if baseline else None
     ratio = round(median / base, 2) if base else None
     return Result(
-        name=name, backend=backend, n=n, median_ms=round(median, 2),
+        name=name,
+        backend=backend,
+        n=n,
+        median_ms=round(median, 2),
         p99_ms=round(percentile(samples, 0.99), 2),
-        baseline_ms=round(base, 2) if base is not None else None, ratio=ratio,
-        unit_rate=round(n / (median / 1000), 1) if median else None, target=target,
+        baseline_ms=round(base, 2) if base is not None else None,
+        ratio=ratio,
+        unit_rate=round(n / (median / 1000), 1) if median else None,
+        target=target,
         met=met(median, ratio) if met else None,
     )
 
 
 def print_table(results: list[Result]) -> None:
-    header = f"{'benchmark':<34} {'backend':<9} {'n':>8} {'median ms':>10} {'p99 ms':>9} " \
-             f"{'base ms':>8} {'ratio':>6} {'rate/s':>10}  target"
+    header = (
+        f"{'benchmark':<34} {'backend':<9} {'n':>8} {'median ms':>10} {'p99 ms':>9} "
+        f"{'base ms':>8} {'ratio':>6} {'rate/s':>10}  target"
+    )
     print(header)
     print("-" * len(header))
     for r in results:
+
         def fmt(v: float | None, spec: str) -> str:
             return "-" if v is None else format(v, spec)
+
         mark = "" if r.met is None else ("  ok" if r.met else "  MISSED")
-        print(f"{r.name:<34} {r.backend:<9} {r.n:>8} {fmt(r.median_ms, '.1f'):>10} "
-              f"{fmt(r.p99_ms, '.1f'):>9} {fmt(r.baseline_ms, '.1f'):>8} {fmt(r.ratio, '.2f'):>6} "
-              f"{fmt(r.unit_rate, ',.0f'):>10}  {r.target}{mark}")
+        print(
+            f"{r.name:<34} {r.backend:<9} {r.n:>8} {fmt(r.median_ms, '.1f'):>10} "
+            f"{fmt(r.p99_ms, '.1f'):>9} {fmt(r.baseline_ms, '.1f'):>8} {fmt(r.ratio, '.2f'):>6} "
+            f"{fmt(r.unit_rate, ',.0f'):>10}  {r.target}{mark}"
+        )
 
 
 def write_results(results: list[Result]) -> None:

@@ -19,8 +19,10 @@ from tidings.audit.router import router as audit_router
 from tidings.campaigns.router import router as campaigns_router
 from tidings.config import get_settings
 from tidings.contacts.router import router as contacts_router
+from tidings.dashboard.drawers import router as drawers_router
 from tidings.dashboard.routes import STATIC_DIR, LoginRequired
 from tidings.dashboard.routes import router as dashboard_router
+from tidings.dashboard.send_drawer import router as send_drawer_router
 from tidings.db import get_engine
 from tidings.delivery.unsubscribe import router as unsubscribe_router
 from tidings.errors import ServiceUnavailable, install_error_handlers
@@ -67,6 +69,8 @@ def create_app() -> FastAPI:
     app.include_router(imports_internal_router, prefix="/api/internal")
     app.include_router(unsubscribe_router)
     app.include_router(dashboard_router)
+    app.include_router(drawers_router)
+    app.include_router(send_drawer_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(LoginRequired)

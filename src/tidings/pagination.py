@@ -18,8 +18,6 @@ T = TypeVar("T")
 Row = TypeVar("Row")
 
 MAX_LIMIT = 100
-# Far beyond any real listing, and small enough that (page - 1) * limit never overflows a bigint.
-MAX_PAGE = 1_000_000
 
 
 class PageParams(BaseModel):
@@ -32,7 +30,7 @@ class PageParams(BaseModel):
 
 
 def page_params(
-    page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page number (default: 1)")] = 1,
+    page: Annotated[int, Query(ge=1, description="Page number (default: 1)")] = 1,
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description="Items per page (default: 20, max: 100)")
     ] = 20,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -59,3 +60,98 @@ def test_member_sees_no_drawers(live_server: str, page: Any, db: Session, backen
     assert page.get_by_role("button", name="Send").count() == 0
     screenshot(page, "audiences-member", backend)
     assert page.watcher.errors == []
+
+
+def _email_template(db: Session, org: Any) -> Any:
+    from tidings.ids import new_id
+    from tidings.models import Template
+
+    template = Template(
+        id=new_id("tpl"),
+        org_id=org.id,
+        slug="weekly-newsletter",
+        name="Weekly newsletter",
+        channel="email",
+        subject="Hello {{ name }}",
+        text="Hi {{ name }} at {{ company }}",
+        html="<p>Hi {{ name }}</p>",
+    )
+    db.add(template)
+    db.commit()
+    return template
+
+
+def test_owner_imports_sends_and_watches(
+    live_server: str, page: Any, db: Session, backend: str
+) -> None:
+    org = make_org(db, timezone="Asia/Kolkata")
+    make_user(db, org, "owner@example.com")
+    make_audience(db, org, "Mumbai Premium")
+    _email_template(db, org)
+    log_in(page, live_server, "owner@example.com")
+    row = page.locator("tr.audience-row", has_text="Mumbai Premium")
+    assert row.get_by_test_id("contact-count").inner_text() == "0"
+
+    # Import: paste a CSV, see the counts, the row error and the new contact count in place.
+    row.get_by_role("button", name="Import").click()
+    page.get_by_label("…or paste CSV").fill(
+        "email,name,company\nalice@example.com,Alice,Acme\nbob@example.com,Bob,Widgetco\n"
+        "carol@example.com,Carol,Acme\nbroken-address,Dan,X\n"
+    )
+    page.get_by_role("button", name="Import", exact=True).last.click()
+    page.get_by_role("status").filter(has_text="Imported").wait_for()
+    assert "3 created" in page.get_by_role("status").filter(has_text="Imported").inner_text()
+    assert page.locator("table.errors td", has_text="broken-address").count() == 1
+    page.wait_for_function(
+        "document.querySelector('[data-testid=contact-count]').innerText === '3'"
+    )
+    screenshot(page, "import-drawer", backend)
+
+    # Send: two subject variants, a local time in the browser-chosen zone.
+    row.get_by_role("button", name="Send").click()
+    page.get_by_label("From").fill("hello@acme.example.com")
+    page.get_by_label(re.compile(r"^Ramp minutes")).fill("30")
+    page.get_by_label("Local date (empty: now)").fill("2031-05-01")
+    page.get_by_label("Local time").fill("09:00")
+    page.get_by_label("Time zone").select_option("Asia/Kolkata")
+    for subject in ("Your weekly update", "Quick update for {{ name }}"):
+        page.get_by_role("button", name="Add subject variant").click()
+        page.get_by_label("Subject variant").last.fill(subject)
+    page.get_by_role("button", name="Add variable").click()
+    page.get_by_label("Variable name").fill("company")
+    page.get_by_label("Variable value").fill("Request Co")
+    page.get_by_role("button", name="Preview for the first member").click()
+    page.get_by_test_id("preview").wait_for()
+    assert "Request Co" in page.get_by_test_id("preview").inner_text()
+    page.get_by_role("button", name="Schedule send").click()
+    result = page.get_by_test_id("send-result")
+    result.wait_for()
+    assert "Scheduled 3 of 3" in result.inner_text()
+    assert "starts 2031-05-01 09:00 · ends 2031-05-01 09:30 (Asia/Kolkata)" in result.inner_text()
+    screenshot(page, "send-drawer", backend)
+
+    # The campaign view shows per-variant progress and keeps refreshing itself.
+    page.get_by_role("link", name="Watch the campaign →").click()
+    assert page.get_by_test_id("campaign-status").inner_text() == "scheduled"
+    assert page.get_by_test_id("count-scheduled").inner_text() == "3"
+    assert page.get_by_test_id("variant-A").count() + page.get_by_test_id("variant-B").count() == 2
+    screenshot(page, "campaign", backend)
+    assert page.watcher.errors == []
+
+
+def test_forged_member_post_is_refused(live_server: str, page: Any, db: Session) -> None:
+    org = make_org(db)
+    make_user(db, org, "member@example.com", "member")
+    audience = make_audience(db, org, "Mumbai Premium")
+    log_in(page, live_server, "member@example.com")
+    page.wait_for_url(f"{live_server}/overview/audiences")
+    status = page.evaluate(
+        """async (url) => {
+            const token = JSON.parse(document.body.getAttribute('hx-headers'))['X-CSRF-Token'];
+            const body = new URLSearchParams({csv: 'email\\nx@example.com\\n'});
+            const r = await fetch(url, {method: 'POST', body, headers: {'X-CSRF-Token': token}});
+            return r.status;
+        }""",
+        f"{live_server}/overview/audiences/{audience.id}/import",
+    )
+    assert status == 403

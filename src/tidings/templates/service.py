@@ -213,8 +213,10 @@ def preview_template(
     template_id: str,
     contact_id: str | None,
     variables: Mapping[str, Any],
+    subject: str | None = None,
 ) -> dict[str, str | None]:
-    """Renders exactly as delivery will: the same renderer, precedence and unsubscribe link."""
+    """Renders exactly as delivery will: the same renderer, precedence and unsubscribe link.
+    ``subject`` replaces the template's subject, as a send's subject variant does."""
     template = get_template(session, org_id, template_id)
     if contact_id is not None:
         contact = get_for_org(session, Contact, org_id, contact_id, ContactNotFound)
@@ -229,7 +231,7 @@ def preview_template(
         else f"{get_settings().public_url.rstrip('/')}/u/preview"
     )
     rendered = render_message(
-        subject=template.subject,
+        subject=subject if subject is not None else template.subject,
         text=template.text,
         html=template.html,
         variables=template_variables(data, variables, link),
