@@ -73,7 +73,7 @@ def _document_scopes(app: FastAPI) -> None:
                 if not isinstance(route, APIRoute):
                     continue
                 operations = schema["paths"].get(f"/v1{route.path}", {})
-                for method in route.methods:
+                for method in route.methods or ():
                     if method.lower() in operations:
                         operations[method.lower()]["x-required-scopes"] = list(
                             required_scopes(route.dependant)
