@@ -73,19 +73,29 @@ class BodyLimitMiddleware:
             await _send_json(send, 413, _error_body(413, "payload_too_large", message))
             return
         received = 0
+        exceeded = False
         started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             msg = await receive()
             if msg["type"] == "http.request":
                 received += len(msg.get("body", b""))
                 if received > limit:
+                    exceeded = True
                     raise _BodyTooLarge
             return msg
 
         async def tracking_send(msg: Message) -> None:
+            # Frameworks catch errors raised while reading a body and answer them themselves
+            # (FastAPI: 400 "error parsing the body"); once the limit was passed, the answer is
+            # the 413 whatever the app makes of it.
             nonlocal started
+            if exceeded:
+                if msg["type"] == "http.response.start" and not started:
+                    started = True
+                    await _send_json(send, 413, _error_body(413, "payload_too_large", message))
+                return
             if msg["type"] == "http.response.start":
                 started = True
             await send(msg)
