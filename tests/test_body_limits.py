@@ -11,8 +11,6 @@ import re
 import socket
 from typing import Any
 
-import pytest
-
 from tests.factories import ApiClient, auth, make_key, make_org
 from tidings.config import get_settings
 from tidings.middleware import body_limit_for
@@ -138,10 +136,3 @@ def test_a_live_server_refuses_an_endless_chunked_upload(live_server: str, db: A
         answer = sock.recv(65536)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert sent < 20 * limit or b"payload_too_large" in answer
-
-
-@pytest.fixture
-def live_server(app: Any) -> Any:
-    from tests.dashboard.conftest import live_server as fixture
-
-    yield from fixture.__wrapped__(app)  # type: ignore[attr-defined]

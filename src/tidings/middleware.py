@@ -6,13 +6,14 @@ Both wrap the whole app so that every route gets them without opting in. Pure AS
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, delete, or_
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,6 +24,8 @@ from tidings.models import IdempotencyKey
 from tidings.timeutil import utcnow
 
 IDEMPOTENT_PREFIXES = ("/v1/", "/api/v1/", "/api/internal/")
+# Far longer than any request may run (imports and sends are bounded to 10,000 rows).
+ABANDONED_AFTER = timedelta(minutes=10)
 
 
 class _BodyTooLarge(Exception):
@@ -114,14 +117,24 @@ def _read_claim(owner: str, key: str) -> IdempotencyKey | None:
 
 def _claim(owner: str, key: str, request_hash: str) -> IdempotencyKey | None:
     """Claims the key for this request; returns the existing record when someone holds it already.
-    Records older than the retention window are forgotten first."""
+    Records older than the retention window are forgotten first, and so are claims still "in
+    progress" after ``ABANDONED_AFTER``: their request died with its process, or the database
+    went away before the answer could be recorded; without this the key would answer 409 until
+    the retention window ran out."""
+    now = utcnow()
     ttl = timedelta(hours=get_settings().idempotency_ttl_hours)
     with session_scope() as session:
         session.execute(
             delete(IdempotencyKey).where(
                 IdempotencyKey.owner == owner,
                 IdempotencyKey.key == key,
-                IdempotencyKey.created_at < utcnow() - ttl,
+                or_(
+                    IdempotencyKey.created_at < now - ttl,
+                    and_(
+                        IdempotencyKey.status_code.is_(None),
+                        IdempotencyKey.created_at < now - ABANDONED_AFTER,
+                    ),
+                ),
             )
         )
     try:
@@ -200,7 +213,21 @@ class IdempotencyMiddleware:
         digest.update(body)
         request_hash = digest.hexdigest()
 
-        existing = await run_in_threadpool(_claim, owner, key, request_hash)
+        try:
+            existing = await run_in_threadpool(_claim, owner, key, request_hash)
+        except (OperationalError, DBAPIError) as exc:
+            if isinstance(exc, OperationalError) or exc.connection_invalidated:
+                # Outside the routes, so the app's 503 handler cannot see it: answer it here.
+                await _send_json(
+                    send,
+                    503,
+                    _error_body(
+                        503, "service_unavailable", "The database is unavailable; retry shortly."
+                    ),
+                    [(b"retry-after", b"1")],
+                )
+                return
+            raise
         if existing is not None:
             await _answer_existing(send, existing, request_hash)
             return
@@ -231,12 +258,16 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, replay_receive, capturing_send)
         except BaseException:
-            await run_in_threadpool(_release, owner, key)
+            with contextlib.suppress(DBAPIError):
+                await run_in_threadpool(_release, owner, key)
             raise
-        if status >= 500:
-            await run_in_threadpool(_release, owner, key)
-        else:
-            await run_in_threadpool(_finish, owner, key, status, b"".join(chunks))
+        # The answer is out; if recording it fails (the database went away) the claim stays
+        # "in progress" and is reclaimed after ABANDONED_AFTER (see _claim).
+        with contextlib.suppress(DBAPIError):
+            if status >= 500:
+                await run_in_threadpool(_release, owner, key)
+            else:
+                await run_in_threadpool(_finish, owner, key, status, b"".join(chunks))
 
 
 async def _answer_existing(send: Send, existing: IdempotencyKey, request_hash: str) -> None:
