@@ -73,7 +73,11 @@ def test_ten_clients_one_idempotency_key_make_one_campaign(live_server: str, db:
     assert again.json()["campaign_id"] == done[0].json()["campaign_id"]
 
 
-def test_concurrent_membership_changes_keep_the_count_true(live_server: str, db: Session) -> None:
+def test_concurrent_membership_changes_keep_the_count_true(
+    live_server: str, db: Session, backend: str
+) -> None:
+    """On PostgreSQL every change succeeds: all of them lock the audience row first, so none
+    deadlocks (adds and imports used to, answering 503). SQLite may answer 503 (busy) instead."""
     org = make_org(db)
     headers = auth(make_key(db, org))
     contacts = [make_contact(db, org, email=f"c{i}@example.com").id for i in range(30)]
@@ -102,7 +106,8 @@ def test_concurrent_membership_changes_keep_the_count_true(live_server: str, db:
 
     for _ in range(2):
         statuses = _together(len(plans), act)
-        assert all(s in (200, 503) for s in statuses), statuses
+        allowed = (200,) if backend == "postgres" else (200, 503)
+        assert all(s in allowed for s in statuses), statuses
         db.expire_all()
         true_count = db.scalar(
             select(func.count())
