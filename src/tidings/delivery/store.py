@@ -26,7 +26,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    CursorResult,
     Engine,
     Table,
     and_,
@@ -398,9 +397,10 @@ def add_suppressions(
         connection.get_bind().dialect if isinstance(connection, Session) else connection.dialect
     )
     insert = postgres_insert if dialect.name == "postgresql" else sqlite_insert
-    statement = insert(suppressions).on_conflict_do_nothing(index_elements=["org_id", "address"])
-    added = 0
-    for row in rows:  # one row per statement: rowcount tells what was new on both backends
-        result: CursorResult[Any] = connection.execute(statement.values(row))  # type: ignore[assignment]
-        added += result.rowcount
-    return added
+    # RETURNING (not rowcount) tells which rows were new: it is exact on both backends.
+    statement = (
+        insert(suppressions)
+        .on_conflict_do_nothing(index_elements=["org_id", "address"])
+        .returning(suppressions.c.id)
+    )
+    return sum(len(connection.execute(statement.values(row)).all()) for row in rows)
