@@ -39,8 +39,9 @@ class Settings(BaseSettings):
     worker_max_attempts: int = 5
     # Transient failures retry after base, 2*base, 4*base, … seconds (capped at an hour).
     worker_retry_base_seconds: float = 30.0
-    # Parallel transport connections per worker (SMTP sends one message at a time per connection).
-    worker_concurrency: int = 1
+    # Parallel transport connections per worker: SMTP carries one message at a time per
+    # connection, and file writes wait on the disk; both overlap well in threads.
+    worker_concurrency: int = 4
     log_level: str = "INFO"
 
     @model_validator(mode="after")

@@ -96,6 +96,8 @@ def test_a_worker_killed_mid_batch_loses_nothing(
     process = _worker(
         "--batch-size",
         "4",
+        "--concurrency",
+        "1",  # one message at a time: the kill lands mid-batch
         database_url=database_url,
         email_transport=smtp_sink.url,
         worker_lease_seconds="1",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email import policy
 from pathlib import Path
 
@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session
 from tests.delivery.conftest import SmtpSink, drain, fresh
 from tests.factories import make_audience, make_campaign, make_contact, make_org
 from tidings.config import get_settings
+from tidings.delivery.compose import Senders
 from tidings.delivery.transports.file import directory_of
+from tidings.delivery.worker import Worker, WorkerOptions
 from tidings.models import Campaign, Message, Suppression, Template
 from tidings.timeutil import utcnow
 
@@ -261,3 +263,33 @@ def test_many_messages_across_batches_and_connections(
         f"<{m.id}@127.0.0.1>" for m in messages
     )
     assert {m.status for m in _messages(db, campaign)} == {"sent"}
+
+
+class _IdleStore:
+    """A store with nothing to claim whose next message is due at ``due``."""
+
+    def __init__(self, due: datetime | None) -> None:
+        self.due = due
+
+    def next_due_at(self) -> datetime | None:
+        return self.due
+
+
+@pytest.mark.parametrize(
+    ("due_in", "nap"),
+    [(None, 0.5), (10.0, 0.5), (0.2, 0.2), (0.001, 0.05), (-3.0, 0.05)],
+)
+def test_an_idle_worker_naps_until_the_next_message_is_due(
+    due_in: float | None, nap: float
+) -> None:
+    now = utcnow()
+    due = None if due_in is None else now + timedelta(seconds=due_in)
+    worker = Worker(
+        _IdleStore(due),  # type: ignore[arg-type]
+        lambda channel: None,  # type: ignore[arg-type, return-value]
+        Senders(email="a@b.test", sms=None),
+        WorkerOptions(poll_seconds=0.5),
+        clock=lambda: now,
+    )
+
+    assert worker._nap_seconds() == pytest.approx(nap)

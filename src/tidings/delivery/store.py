@@ -31,8 +31,8 @@ from sqlalchemy import (
     and_,
     bindparam,
     exists,
+    func,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
@@ -149,13 +149,26 @@ class SqlStore:
                 )
         return claimed
 
+    def next_due_at(self) -> datetime | None:
+        """When the earliest scheduled message is due (the first entry of
+        ix_messages_status_scheduled_at): an idle worker sleeps until then rather than a whole poll
+        interval, so ramped sends go out on time."""
+        with self.engine.connect() as connection:
+            return connection.execute(
+                select(func.min(messages.c.scheduled_at)).where(messages.c.status == "scheduled")
+            ).scalar_one_or_none()
+
     def load_context(self, claimed: Sequence[ClaimedMessage]) -> BatchContext:
         """Campaign snapshots, contacts as they are now, and which addresses are suppressed now.
-        Contacts and suppressions are matched on (org_id, …) pairs so that a batch spanning many
-        organizations can never read one organization's data for another's message."""
+
+        The queries look rows up by plain ``IN`` lists (primary key; the (org_id, address) unique
+        index), which every planner handles well; the results are then keyed by (org_id, …), and
+        compose looks them up with the *message's* org_id, so a batch spanning many organizations
+        can never use one organization's contact or suppression for another's message."""
         campaign_ids = sorted({m.campaign_id for m in claimed})
-        contact_keys = sorted({(m.org_id, m.contact_id) for m in claimed})
-        address_keys = sorted({(m.org_id, m.to_address) for m in claimed})
+        org_ids = sorted({m.org_id for m in claimed})
+        contact_ids = sorted({m.contact_id for m in claimed})
+        addresses = sorted({m.to_address for m in claimed})
         with self.engine.connect() as connection:
             campaign_rows = connection.execute(
                 select(
@@ -179,11 +192,11 @@ class SqlStore:
                     contacts.c.email,
                     contacts.c.phone,
                     contacts.c["metadata"],
-                ).where(tuple_(contacts.c.org_id, contacts.c.id).in_(contact_keys))
+                ).where(contacts.c.id.in_(contact_ids), contacts.c.org_id.in_(org_ids))
             ).all()
             suppressed_rows = connection.execute(
                 select(suppressions.c.org_id, suppressions.c.address).where(
-                    tuple_(suppressions.c.org_id, suppressions.c.address).in_(address_keys)
+                    suppressions.c.org_id.in_(org_ids), suppressions.c.address.in_(addresses)
                 )
             ).all()
         return BatchContext(

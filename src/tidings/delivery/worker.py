@@ -38,10 +38,15 @@ from tidings.timeutil import isoformat_z, utcnow
 log = logging.getLogger("tidings.worker")
 
 MAX_BACKOFF_SECONDS = 3600.0
+# An idle worker naps at least this long, so messages due a few milliseconds apart (a ramp) are
+# gathered into batches instead of claimed one round trip at a time.
+MIN_NAP_SECONDS = 0.05
 
 
 class Store(Protocol):
     def claim(self, limit: int, lease_seconds: float, now: datetime) -> list[ClaimedMessage]: ...
+
+    def next_due_at(self) -> datetime | None: ...
 
     def load_context(self, claimed: Sequence[ClaimedMessage]) -> BatchContext: ...
 
@@ -177,8 +182,21 @@ class Worker:
                 continue
             total.add(tally)
             if tally.claimed < self.options.batch_size:
-                stop.wait(self.options.poll_seconds)
+                stop.wait(self._nap_seconds())
         return total
+
+    def _nap_seconds(self) -> float:
+        """Until the next message is due, within [MIN_NAP_SECONDS, poll_seconds]."""
+        poll = self.options.poll_seconds
+        try:
+            due = self.store.next_due_at()
+        except Exception:
+            log.exception("could not read the next due time")
+            return poll
+        if due is None:
+            return poll
+        wait = (due - self.clock()).total_seconds()
+        return min(max(wait, MIN_NAP_SECONDS), poll)
 
     def _deliver(self, work: list[tuple[ClaimedMessage, Outgoing]]) -> list[Result]:
         """Push every message; with ``concurrency`` N the batch is dealt into N slices, each sent
