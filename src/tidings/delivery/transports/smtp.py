@@ -61,9 +61,8 @@ def parse_smtp_url(url: str) -> SmtpConfig:
     )
 
 
-class _Refused(Exception):
-    def __init__(self, outcome: Outcome) -> None:
-        self.outcome = outcome
+class _Unusable(Exception):
+    """The relay is reachable but cannot be used as configured (no STARTTLS, wrong credentials)."""
 
 
 def _text(reply: bytes | str) -> str:
@@ -82,25 +81,38 @@ class SmtpMessenger:
         self.config = parse_smtp_url(url)
         self.domain = domain
         self._connection: smtplib.SMTP | None = None
+        self._broken: str | None = None
 
     def push(self, message: Outgoing) -> Outcome:
         if not isinstance(message, Email):
             return Rejected("the SMTP transport carries email only")
+        if self._broken is not None:
+            # The relay could not be reached (or refused us) earlier in this batch: defer the rest
+            # at once instead of waiting out a connection timeout per message.
+            return Deferred(self._broken)
         payload = build_email(message, self.domain)
         try:
             connection = self._connect()
-            return self._transaction(connection, message, payload)
-        except _Refused as refused:
-            return refused.outcome
-        except smtplib.SMTPResponseException as exc:
-            self._drop()
-            return _classify("connect", exc.smtp_code, exc.smtp_error)
+        except _Unusable as exc:
+            # The installation's problem, not the message's: retry (failing after the last
+            # attempt) rather than fail every message at once.
+            self._broken = short(str(exc))
+            return Deferred(self._broken)
         except (OSError, smtplib.SMTPException) as exc:
-            # Refused, reset, timed out, or the server hung up: try again later, on a new connection.
+            # Refused, timed out, TLS failed, or a greeting other than 220: not this message's fault.
             self._drop()
-            return Deferred(
-                short(f"SMTP connection to {self.config.host}:{self.config.port}: {exc}")
-            )
+            self._broken = short(f"SMTP connection to {self.config.host}:{self.config.port}: {exc}")
+            return Deferred(self._broken)
+        try:
+            return self._transaction(connection, message, payload)
+        except smtplib.SMTPResponseException as exc:  # the DATA command itself was refused
+            self._reset(connection)
+            return _classify("DATA", exc.smtp_code, exc.smtp_error)
+        except (OSError, smtplib.SMTPException) as exc:
+            # The connection broke mid-transaction: retry this one later; the next message
+            # opens a new connection.
+            self._drop()
+            return Deferred(short(f"SMTP connection to {self.config.host} lost: {exc}"))
 
     def _transaction(self, connection: smtplib.SMTP, email: Email, payload: bytes) -> Outcome:
         code, reply = connection.mail(_bare_address(email.sender))
@@ -139,16 +151,14 @@ class SmtpMessenger:
                 connection.ehlo()
             elif config.starttls == "true":
                 self._drop()
-                raise _Refused(Deferred("the SMTP server does not offer STARTTLS (starttls=true)"))
+                raise _Unusable("the SMTP server does not offer STARTTLS (starttls=true)")
         if config.username is not None:
             try:
-                connection.login(config.username, config.password or "")
+                _authenticate(connection, config.username, config.password or "")
             except smtplib.SMTPAuthenticationError as exc:
                 self._drop()
-                # Wrong credentials are the installation's problem, not the message's: retry (and
-                # fail after the last attempt) rather than fail every message of the batch at once.
                 reason = f"SMTP AUTH {exc.smtp_code}: {_text(exc.smtp_error)}"
-                raise _Refused(Deferred(short(reason))) from None
+                raise _Unusable(reason) from None
         return connection
 
     def _reset(self, connection: smtplib.SMTP) -> None:
@@ -171,6 +181,18 @@ class SmtpMessenger:
             connection.quit()
         except (OSError, smtplib.SMTPException):
             connection.close()
+
+
+def _authenticate(connection: smtplib.SMTP, username: str, password: str) -> None:
+    """AUTH PLAIN when offered (every relay does), else whatever ``login`` negotiates. One
+    mechanism, one answer: ``login`` would try the next mechanism after a refusal, and some servers
+    never answer that second attempt."""
+    advertised = connection.esmtp_features.get("auth", "").upper().split()
+    if "PLAIN" not in advertised:
+        connection.login(username, password)
+        return
+    connection.user, connection.password = username, password
+    connection.auth("PLAIN", connection.auth_plain)
 
 
 def _bare_address(address: str) -> str:

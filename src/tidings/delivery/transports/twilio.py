@@ -36,17 +36,23 @@ class TwilioMessenger:
         self.endpoint = f"{base}/2010-04-01/Accounts/{quote(self.account_sid)}/Messages.json"
         self._auth = (self.account_sid, unquote(parts.password))
         self._client: httpx.Client | None = None
+        self._broken: str | None = None
 
     def push(self, message: Outgoing) -> Outcome:
         if not isinstance(message, Sms):
             return Rejected("the Twilio transport carries SMS only")
+        if self._broken is not None:
+            return Deferred(self._broken)  # unreachable earlier in this batch: do not wait again
         if self._client is None:
             self._client = httpx.Client(auth=self._auth, timeout=TIMEOUT_SECONDS)
         form = {"To": message.to, "From": message.sender, "Body": message.body}
         try:
             response = self._client.post(self.endpoint, data=form)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            self._broken = short(f"SMS API unreachable: {type(exc).__name__}: {exc}")
+            return Deferred(self._broken)
         except httpx.HTTPError as exc:
-            return Deferred(short(f"SMS API unreachable: {type(exc).__name__}: {exc}"))
+            return Deferred(short(f"SMS API request failed: {type(exc).__name__}: {exc}"))
         return _outcome(response)
 
     def close(self) -> None:
