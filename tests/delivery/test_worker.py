@@ -15,7 +15,10 @@ from sqlalchemy.orm import Session
 from tests.delivery.conftest import SmtpSink, drain, fresh
 from tests.factories import make_audience, make_campaign, make_contact, make_org
 from tidings.config import get_settings
+from tidings.db import get_engine
 from tidings.delivery.compose import Senders
+from tidings.delivery.store import SqlStore
+from tidings.delivery.transports.base import Delivered, Outgoing
 from tidings.delivery.transports.file import directory_of
 from tidings.delivery.worker import Worker, WorkerOptions
 from tidings.models import Campaign, Message, Suppression, Template
@@ -293,3 +296,45 @@ def test_an_idle_worker_naps_until_the_next_message_is_due(
     )
 
     assert worker._nap_seconds() == pytest.approx(nap)
+
+
+def test_nothing_is_handed_to_a_transport_after_the_lease_runs_out(
+    db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch slower than its lease stops sending (another worker may have claimed the rest) and
+    puts what it did not send back in the queue; the next claim sends it."""
+    org = make_org(db)
+    people = [make_contact(db, org, email=f"p{i}@example.com") for i in range(4)]
+    audience = make_audience(db, org, members=people)
+    campaign, _ = make_campaign(db, org, audience, people)
+    clock = [utcnow()]
+    pushed: list[str] = []
+
+    class Slow:
+        def push(self, message: Outgoing) -> Delivered:
+            pushed.append(message.to)
+            clock[0] += timedelta(seconds=5)  # each message takes 5 s
+            return Delivered(provider_id="ok")
+
+        def close(self) -> None:
+            pass
+
+    worker = Worker(
+        SqlStore(get_engine()),
+        lambda channel: Slow(),
+        Senders(email="a@b.test", sms=None),
+        WorkerOptions(lease_seconds=10, concurrency=1),
+        clock=lambda: clock[0],
+    )
+
+    first = worker.run_batch()
+
+    # Claimed at t=0 with a 10 s lease: sent at t=0 and t=5; at t=10 the lease has run out.
+    assert (first.counts["sent"], first.counts["retried"]) == (2, 2)
+    rows = _messages(db, campaign)
+    assert sorted(m.status for m in rows) == ["scheduled", "scheduled", "sent", "sent"]
+    assert all(m.error is None for m in rows)
+    worker.options = WorkerOptions(lease_seconds=1000, concurrency=1)
+    worker.run_batch()
+    assert sorted(pushed) == [f"p{i}@example.com" for i in range(4)]
+    assert {m.status for m in _messages(db, campaign)} == {"sent"}

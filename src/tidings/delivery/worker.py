@@ -38,6 +38,7 @@ from tidings.timeutil import isoformat_z, utcnow
 log = logging.getLogger("tidings.worker")
 
 MAX_BACKOFF_SECONDS = 3600.0
+LEASE_MARGIN_SECONDS = 10.0
 # An idle worker naps at least this long, so messages due a few milliseconds apart (a ramp) are
 # gathered into batches instead of claimed one round trip at a time.
 MIN_NAP_SECONDS = 0.05
@@ -129,9 +130,8 @@ class Worker:
     def run_batch(self) -> Tally:
         """One batch end to end. Returns its tally (``claimed == 0``: nothing was due)."""
         started = time.perf_counter()
-        claimed = self.store.claim(
-            self.options.batch_size, self.options.lease_seconds, self.clock()
-        )
+        claimed_at = self.clock()
+        claimed = self.store.claim(self.options.batch_size, self.options.lease_seconds, claimed_at)
         tally = Tally(claimed=len(claimed))
         if not claimed:
             return tally
@@ -147,7 +147,7 @@ class Worker:
                 )
             else:
                 work.append((message, composed))
-        results += self._deliver(work)
+        results += self._deliver(work, self._send_deadline(claimed_at))
         accepted = self.store.record(results, self.clock())
         self.store.complete_campaigns([m.campaign_id for m in claimed], self.clock())
         tally.batches = 1
@@ -198,20 +198,42 @@ class Worker:
         wait = (due - self.clock()).total_seconds()
         return min(max(wait, MIN_NAP_SECONDS), poll)
 
-    def _deliver(self, work: list[tuple[ClaimedMessage, Outgoing]]) -> list[Result]:
+    def _send_deadline(self, claimed_at: datetime) -> datetime:
+        """No message is handed to a transport after this: once the lease runs out another worker
+        may claim the batch, and a message must not be sent by two live workers. The margin
+        leaves time for the push in progress to finish."""
+        lease = self.options.lease_seconds
+        return claimed_at + timedelta(seconds=lease - min(LEASE_MARGIN_SECONDS, lease / 10))
+
+    def _deliver(
+        self, work: list[tuple[ClaimedMessage, Outgoing]], deadline: datetime
+    ) -> list[Result]:
         """Push every message; with ``concurrency`` N the batch is dealt into N slices, each sent
         on its own connection(s) in its own thread (SMTP is one message at a time per
         connection, so parallel connections are what raises throughput to a relay)."""
         if self._pool is None or len(work) < 2:
-            return self._deliver_slice(work)
-        slices = [work[i :: self.options.concurrency] for i in range(self.options.concurrency)]
-        return [result for part in self._pool.map(self._deliver_slice, slices) for result in part]
+            return self._deliver_slice(work, deadline)
+        n = self.options.concurrency
+        slices = [work[i::n] for i in range(n)]
+        parts = self._pool.map(self._deliver_slice, slices, [deadline] * n)
+        return [result for part in parts for result in part]
 
-    def _deliver_slice(self, work: list[tuple[ClaimedMessage, Outgoing]]) -> list[Result]:
+    def _deliver_slice(
+        self, work: list[tuple[ClaimedMessage, Outgoing]], deadline: datetime
+    ) -> list[Result]:
         messengers: dict[str, Messenger] = {}
         results: list[Result] = []
         try:
             for message, outgoing in work:
+                now = self.clock()
+                if now >= deadline:
+                    # Not sent: back to the queue as it was, for whichever worker claims it next.
+                    results.append(
+                        Result(
+                            message, "scheduled", at=now, retry_at=now, metadata=message.metadata
+                        )
+                    )
+                    continue
                 channel = "email" if isinstance(outgoing, Email) else "sms"
                 messenger = messengers.get(channel)
                 if messenger is None:
