@@ -330,7 +330,7 @@ def test_nothing_is_handed_to_a_transport_after_the_lease_runs_out(
     first = worker.run_batch()
 
     # Claimed at t=0 with a 10 s lease: sent at t=0 and t=5; at t=10 the lease has run out.
-    assert (first.counts["sent"], first.counts["retried"]) == (2, 2)
+    assert (first.counts["sent"], first.counts["requeued"]) == (2, 2)
     rows = _messages(db, campaign)
     assert sorted(m.status for m in rows) == ["scheduled", "scheduled", "sent", "sent"]
     assert all(m.error is None for m in rows)

@@ -6,7 +6,9 @@ claiming is safe under concurrency and outcomes are fenced (see ``store.py``).
 
 Outcomes: delivered → ``sent``; a permanent refusal → ``failed`` (a refused recipient also lands on
 the suppression list as a ``bounce``); a transient one → back to ``scheduled`` after an exponential
-backoff, until ``max_attempts`` is reached and it is ``failed``.
+backoff, until ``max_attempts`` is reached and it is ``failed``. Nothing is handed to a transport
+after the batch's lease has run out (another worker may own those messages by then): the rest of
+the batch is requeued untried.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ class Tally:
         self.seconds += other.seconds
 
     def as_dict(self) -> dict[str, int | float]:
-        keys = ("sent", "failed", "retried", "suppressed", "cancelled", "fenced")
+        keys = ("sent", "failed", "retried", "requeued", "suppressed", "cancelled", "fenced")
         return {
             "batches": self.batches,
             "claimed": self.claimed,
@@ -98,7 +100,8 @@ class Tally:
         c = self.counts
         return (
             f"batch: claimed {self.claimed}, sent {c['sent']}, failed {c['failed']}, "
-            f"retried {c['retried']}, suppressed {c['suppressed']}, cancelled {c['cancelled']}, "
+            f"retried {c['retried']}, requeued {c['requeued']}, suppressed {c['suppressed']}, "
+            f"cancelled {c['cancelled']}, "
             f"fenced {c['fenced']} in {self.seconds:.3f}s ({rate:.0f} msg/s)"
         )
 
@@ -151,7 +154,7 @@ class Worker:
         accepted = self.store.record(results, self.clock())
         self.store.complete_campaigns([m.campaign_id for m in claimed], self.clock())
         tally.batches = 1
-        tally.counts.update("retried" if r.status == "scheduled" else r.status for r in results)
+        tally.counts.update(_kind(r) for r in results)
         if accepted >= 0:
             tally.counts["fenced"] = len(results) - accepted
         tally.seconds = time.perf_counter() - started
@@ -269,6 +272,14 @@ class Worker:
         """``base * 2^(attempt-1)``: base, 2*base, 4*base, … capped at an hour."""
         delay = self.options.retry_base_seconds * 2.0 ** max(attempt - 1, 0)
         return min(delay, MAX_BACKOFF_SECONDS)
+
+
+def _kind(result: Result) -> str:
+    """How a result is counted: its status, except that back-to-``scheduled`` is a ``retried``
+    transient failure, or ``requeued`` when it was never tried (the lease ran out first)."""
+    if result.status != "scheduled":
+        return result.status
+    return "retried" if result.error else "requeued"
 
 
 def _push(messenger: Messenger, outgoing: Outgoing) -> Outcome:
