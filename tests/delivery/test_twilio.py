@@ -62,8 +62,9 @@ def test_client_error_fails_and_server_error_retries(db: Session, twilio: FakeTw
     [row] = _rows(db, campaign).values()
     assert row.status == "failed" and "not valid" in (row.error or "")
 
-    other = _sms_campaign(db, org, "+14155550102")
-    twilio.replies.extend([(429, {"message": "Too many requests"})])
-    drain()
-    [row] = _rows(db, other).values()
-    assert row.status == "scheduled" and "429" in (row.error or "")
+    for status, phone in ((429, "+14155550102"), (503, "+14155550103")):
+        other = _sms_campaign(db, org, phone)
+        twilio.replies.append((status, {"message": "try later"}))
+        drain()
+        [row] = _rows(db, other).values()
+        assert row.status == "scheduled" and str(status) in (row.error or "")

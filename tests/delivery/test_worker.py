@@ -338,3 +338,16 @@ def test_nothing_is_handed_to_a_transport_after_the_lease_runs_out(
     worker.run_batch()
     assert sorted(pushed) == [f"p{i}@example.com" for i in range(4)]
     assert {m.status for m in _messages(db, campaign)} == {"sent"}
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("file:///var/outbox", "/var/outbox"),
+        ("file://./outbox/email", "outbox/email"),
+        ("file://outbox/sms", "outbox/sms"),
+        ("file:///tmp/with%20space", "/tmp/with space"),
+    ],
+)
+def test_file_transport_urls(url: str, path: str) -> None:
+    assert directory_of(url) == Path(path)
