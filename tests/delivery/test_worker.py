@@ -351,3 +351,26 @@ def test_nothing_is_handed_to_a_transport_after_the_lease_runs_out(
 )
 def test_file_transport_urls(url: str, path: str) -> None:
     assert directory_of(url) == Path(path)
+
+
+def test_a_campaign_with_nothing_to_deliver_is_completed(db: Session) -> None:
+    org = make_org(db)
+    person = make_contact(db, org, email="p@example.com")
+    audience = make_audience(db, org, members=[person])
+    everyone_suppressed, _ = make_campaign(db, org, audience, [])
+    not_started, _ = make_campaign(db, org, audience, [], starts_at=utcnow() + timedelta(minutes=5))
+    still_sending, messages = make_campaign(db, org, audience, [person])
+    messages[0].status = "sending"
+    cancelled, _ = make_campaign(db, org, audience, [], status="cancelled")
+    db.commit()
+
+    drain()
+
+    fresh(db)
+    status = {c.id: c.status for c in db.scalars(select(Campaign))}
+    assert status == {
+        everyone_suppressed.id: "completed",
+        not_started.id: "scheduled",
+        still_sending.id: "scheduled",
+        cancelled.id: "cancelled",
+    }

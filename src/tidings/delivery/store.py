@@ -272,6 +272,27 @@ class SqlStore:
             )
         return result.rowcount
 
+    def complete_settled_campaigns(self, now: datetime) -> int:
+        """Campaigns past their start with nothing left to deliver that no batch completed: every
+        recipient was already suppressed when it was scheduled (no message to claim), or its last
+        messages were settled by someone else. Idle workers run this now and then; it reads
+        campaigns by status, a small set, and probes messages through
+        ix_messages_campaign_id_status."""
+        pending = exists().where(
+            messages.c.campaign_id == campaigns.c.id, messages.c.status.in_(PENDING)
+        )
+        with self._write() as connection:
+            result = connection.execute(
+                update(campaigns)
+                .where(
+                    campaigns.c.status.in_(("scheduled", "in_progress")),
+                    campaigns.c.starts_at <= now,
+                    ~pending,
+                )
+                .values(status="completed", completed_at=now, updated_at=now)
+            )
+        return result.rowcount
+
 
 def _claim(
     connection: Connection,

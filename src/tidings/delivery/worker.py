@@ -44,6 +44,8 @@ LEASE_MARGIN_SECONDS = 10.0
 # An idle worker naps at least this long, so messages due a few milliseconds apart (a ramp) are
 # gathered into batches instead of claimed one round trip at a time.
 MIN_NAP_SECONDS = 0.05
+# How often an idle worker looks for campaigns nothing will ever complete (see the store).
+SWEEP_SECONDS = 30.0
 
 
 class Store(Protocol):
@@ -56,6 +58,8 @@ class Store(Protocol):
     def record(self, results: Sequence[Result], now: datetime) -> int: ...
 
     def complete_campaigns(self, campaign_ids: Sequence[str], now: datetime) -> int: ...
+
+    def complete_settled_campaigns(self, now: datetime) -> int: ...
 
 
 MessengerFactory = Callable[[str], Messenger]  # channel ("email" | "sms") → a new messenger
@@ -120,6 +124,7 @@ class Worker:
         self.senders = senders
         self.options = options
         self.clock = clock
+        self._last_sweep = float("-inf")
         self._pool = (
             ThreadPoolExecutor(options.concurrency, thread_name_prefix="tidings-send")
             if options.concurrency > 1
@@ -168,6 +173,7 @@ class Worker:
         while True:
             tally = self.run_batch()
             if tally.claimed == 0:
+                self.store.complete_settled_campaigns(self.clock())
                 return total
             total.add(tally)
 
@@ -185,8 +191,18 @@ class Worker:
                 continue
             total.add(tally)
             if tally.claimed < self.options.batch_size:
+                self._sweep()
                 stop.wait(self._nap_seconds())
         return total
+
+    def _sweep(self) -> None:
+        if time.monotonic() - self._last_sweep < SWEEP_SECONDS:
+            return
+        self._last_sweep = time.monotonic()
+        try:
+            self.store.complete_settled_campaigns(self.clock())
+        except Exception:
+            log.exception("could not complete settled campaigns")
 
     def _nap_seconds(self) -> float:
         """Until the next message is due, within [MIN_NAP_SECONDS, poll_seconds]."""
