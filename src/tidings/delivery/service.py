@@ -12,7 +12,8 @@ from tidings.auth import Principal
 from tidings.config import Settings
 from tidings.db import get_engine
 from tidings.delivery.compose import Senders
-from tidings.delivery.store import SqlStore, add_suppressions
+from tidings.delivery.store import SqlStore
+from tidings.delivery.suppress import add_suppressions
 from tidings.delivery.tokens import UnsubscribeTarget
 from tidings.delivery.transports import check_transport_url, open_messenger
 from tidings.delivery.transports.base import Messenger

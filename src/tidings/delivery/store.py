@@ -35,12 +35,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
 
 from tidings.delivery.render import ContactData
-from tidings.ids import new_id
+from tidings.delivery.suppress import add_suppressions
 from tidings.models import Campaign, Contact, Message, Suppression
 
 messages: Table = Message.__table__  # type: ignore[assignment]
@@ -235,13 +232,14 @@ class SqlStore:
         bounced = [(r.message.org_id, r.message.to_address) for r in results if r.bounce]
         accepted = 0
         with self._write() as connection:
-            for statement, params in (
-                (_RECORD_SENT, [_sent_params(r, now) for r in sent]),
-                (_RECORD_RETRY, [_retry_params(r, now) for r in retried]),
-                (_RECORD_FINAL, [_final_params(r, now) for r in final]),
+            for statement, group in (
+                (_RECORD_SENT, sent),
+                (_RECORD_RETRY, retried),
+                (_RECORD_FINAL, final),
             ):
-                if params:
-                    rowcount = connection.execute(statement, params).rowcount
+                if group:
+                    rows = [_params(r, now) for r in group]
+                    rowcount = connection.execute(statement, rows).rowcount
                     accepted = -1 if accepted < 0 or rowcount < 0 else accepted + rowcount
             if bounced:
                 add_suppressions(connection, bounced, "bounce", now)
@@ -386,55 +384,18 @@ _RECORD_FINAL = (
 )
 
 
-def _fence_params(result: Result, now: datetime) -> dict[str, Any]:
-    return {"b_id": result.message.id, "b_attempt": result.message.attempt, "b_now": now}
-
-
-def _sent_params(result: Result, now: datetime) -> dict[str, Any]:
-    return {**_fence_params(result, now), "b_at": result.at, "b_provider_id": result.provider_id}
-
-
-def _retry_params(result: Result, now: datetime) -> dict[str, Any]:
-    return {
-        **_fence_params(result, now),
-        "b_retry_at": result.retry_at,
+def _params(result: Result, now: datetime) -> dict[str, Any]:
+    """One executemany row: the fence (id, attempt) and the values of this kind of outcome."""
+    params: dict[str, Any] = {
+        "b_id": result.message.id,
+        "b_attempt": result.message.attempt,
+        "b_now": now,
         "b_error": result.error,
-        "b_metadata": result.metadata,
     }
-
-
-def _final_params(result: Result, now: datetime) -> dict[str, Any]:
-    return {**_fence_params(result, now), "b_status": result.status, "b_error": result.error}
-
-
-def add_suppressions(
-    connection: Connection | Session,
-    entries: Sequence[tuple[str, str]],
-    reason: str,
-    now: datetime,
-) -> int:
-    """Put (org_id, address) pairs on the suppression list; an address already there keeps its
-    first reason (``ON CONFLICT DO NOTHING``), so repeating this is harmless. Returns rows added."""
-    rows = [
-        {
-            "id": new_id("sup"),
-            "org_id": org,
-            "address": address,
-            "reason": reason,
-            "created_at": now,
-        }
-        for org, address in sorted(set(entries))
-    ]
-    if not rows:
-        return 0
-    dialect = (
-        connection.get_bind().dialect if isinstance(connection, Session) else connection.dialect
-    )
-    insert = postgres_insert if dialect.name == "postgresql" else sqlite_insert
-    # RETURNING (not rowcount) tells which rows were new: it is exact on both backends.
-    statement = (
-        insert(suppressions)
-        .on_conflict_do_nothing(index_elements=["org_id", "address"])
-        .returning(suppressions.c.id)
-    )
-    return sum(len(connection.execute(statement.values(row)).all()) for row in rows)
+    if result.status == "sent":
+        params.update(b_at=result.at, b_provider_id=result.provider_id)
+    elif result.status == "scheduled":
+        params.update(b_retry_at=result.retry_at, b_metadata=result.metadata)
+    else:
+        params.update(b_status=result.status)
+    return params
