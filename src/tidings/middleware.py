@@ -238,6 +238,7 @@ class IdempotencyMiddleware:
     ) -> None:
         status = 500
         chunks: list[bytes] = []
+        held: list[Message] = []
         delivered = False
 
         async def replay_receive() -> Message:
@@ -247,27 +248,31 @@ class IdempotencyMiddleware:
             delivered = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        async def capturing_send(msg: Message) -> None:
+        async def holding_send(msg: Message) -> None:
+            # Held back until the answer is recorded: a client that has its answer and retries
+            # at once must get the replay, not "still in progress" (API answers are small).
             nonlocal status
             if msg["type"] == "http.response.start":
                 status = msg["status"]
             elif msg["type"] == "http.response.body":
                 chunks.append(msg.get("body", b""))
-            await send(msg)
+            held.append(msg)
 
         try:
-            await self.app(scope, replay_receive, capturing_send)
+            await self.app(scope, replay_receive, holding_send)
         except BaseException:
             with contextlib.suppress(DBAPIError):
                 await run_in_threadpool(_release, owner, key)
             raise
-        # The answer is out; if recording it fails (the database went away) the claim stays
-        # "in progress" and is reclaimed after ABANDONED_AFTER (see _claim).
+        # If recording fails (the database went away after the route committed), the answer
+        # still goes out; the claim stays "in progress" and is reclaimed after ABANDONED_AFTER.
         with contextlib.suppress(DBAPIError):
             if status >= 500:
                 await run_in_threadpool(_release, owner, key)
             else:
                 await run_in_threadpool(_finish, owner, key, status, b"".join(chunks))
+        for msg in held:
+            await send(msg)
 
 
 async def _answer_existing(send: Send, existing: IdempotencyKey, request_hash: str) -> None:
