@@ -329,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         left = _drain(url, 120) if delivering else None
         crashed = [p.args for p in processes if p.poll() is not None]
         invariants = _invariants(url)
+        outbox = scratch / "outbox"
+        invariants["outbox_files"] = len(list(outbox.glob("*.eml"))) if outbox.exists() else 0
         report = {
             "seconds": round(elapsed, 1),
             "clients": args.clients,
@@ -368,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         and not report["lost"]
         and not report["crashed_processes"]
         and (report["unfinished_messages"] in (0, None))
+        # Every sent email is in the outbox: nothing recorded as sent without being handed over.
+        and report["outbox_files"] >= report["statuses"].get("sent", 0)
     )
     print("soak:", "PASS" if healthy else "FAIL")
     return 0 if healthy else 1
@@ -384,6 +388,7 @@ def _print(report: dict[str, Any]) -> None:
     print(f"errors: {report['errors']}  {report['first_errors'][:3]}")
     print(f"messages by status: {report['statuses']}; unfinished: {report['unfinished_messages']}")
     print(f"contactCount mismatches: {report['wrong_counts']}; lost messages: {report['lost']}")
+    print(f"outbox files: {report['outbox_files']}")
 
 
 if __name__ == "__main__":
