@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import and_, delete, or_
+from sqlalchemy import and_, delete, or_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -146,11 +146,15 @@ def _claim(owner: str, key: str, request_hash: str) -> IdempotencyKey | None:
 
 
 def _finish(owner: str, key: str, status: int, body: bytes) -> None:
+    """One UPDATE, no read first: on SQLite a transaction that reads and then writes fails at once
+    (SQLITE_BUSY_SNAPSHOT) when another connection wrote in between, which left the claim
+    "in progress" under concurrent retries; a write-first transaction waits for the lock."""
     with session_scope() as session:
-        record = session.get(IdempotencyKey, (owner, key))
-        if record is not None:
-            record.status_code = status
-            record.response_body = body.decode("utf-8", errors="replace")
+        session.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.owner == owner, IdempotencyKey.key == key)
+            .values(status_code=status, response_body=body.decode("utf-8", errors="replace"))
+        )
 
 
 def _release(owner: str, key: str) -> None:
