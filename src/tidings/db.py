@@ -38,7 +38,21 @@ def make_engine(url: str) -> Engine:
         # (a write lock up front) is possible and deadlock-free for the worker's claim.
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # A database host that drops packets (rather than refusing) must fail fast, so the API answers
+    # 503 instead of hanging: libpq's connect timeout and TCP keepalives bound both cases.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        connect_args={
+            "connect_timeout": 5,
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        },
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
