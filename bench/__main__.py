@@ -11,6 +11,7 @@ baseline measured in the same run: the machine is shared, so absolute numbers dr
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 import warnings
@@ -86,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-write", action="store_true", help="do not write bench/results.json")
     args = parser.parse_args(argv)
+    # A terminated run still drops its scratch databases (the ``finally`` blocks run).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = QUICK if args.quick else FULL
     if args.ramp_seconds is not None:
         sizes = Sizes(**{**sizes.__dict__, "ramp_seconds": args.ramp_seconds})
@@ -105,11 +108,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run(wanted: list[str], backends: list[str], sizes: Sizes) -> list[Result]:
+def run(
+    wanted: list[str], backends: list[str], sizes: Sizes, every_backend: bool = False
+) -> list[Result]:
+    """``every_backend`` runs each benchmark on each given backend (the smoke test's mode)."""
     runners = _runners(sizes)
     results: list[Result] = []
     for backend_name in ("sqlite", "postgres"):
-        todo = [w for w in wanted if backend_name in BACKENDS[w] and w in runners]
+        todo = [
+            w for w in wanted if (every_backend or backend_name in BACKENDS[w]) and w in runners
+        ]
         if backend_name not in backends or not todo:
             continue
         for name in todo:
