@@ -101,6 +101,11 @@ def is_postgres(session: Session) -> bool:
 _encode_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
+# Distinct values remembered per bulk write; beyond this, values are converted each time (a memo of
+# 10,000 per-row timestamps would only cost memory).
+_MEMO_LIMIT = 64
+
+
 def _json_text(value: Any) -> Any:
     return None if value is None else _encode_json(value)
 
@@ -135,14 +140,29 @@ def _converted_rows(
     rows: Iterable[Sequence[Any]], converters: list[tuple[int, Callable[[Any], Any]]]
 ) -> Iterator[Sequence[Any]]:
     """Rows with only the columns that need it converted, in place in a list per row: no
-    per-value dispatch for the columns that pass through (the hot loop of every bulk write)."""
+    per-value dispatch for the columns that pass through (the hot loop of every bulk write).
+
+    A value object seen before in this call is converted once: rows typically share a few
+    objects (one ``now`` for every timestamp, one metadata dict per A/B variant). The memo is keyed
+    by identity and holds the object itself, so an id cannot be reused by another object while
+    the memo lives; callers must not mutate a value while its rows are being written.
+    """
     if not converters:
         yield from rows
         return
+    memo: dict[int, tuple[Any, Any]] = {}
     for row in rows:
         values = list(row)
         for position, convert in converters:
-            values[position] = convert(values[position])
+            value = values[position]
+            seen = memo.get(id(value))
+            if seen is not None and seen[0] is value:
+                values[position] = seen[1]
+                continue
+            converted = convert(value)
+            if len(memo) < _MEMO_LIMIT:
+                memo[id(value)] = (value, converted)
+            values[position] = converted
         yield values
 
 
