@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -9,8 +10,9 @@ from sqlalchemy.orm import Session
 
 from tidings.auth import ALL_SCOPES, create_api_key
 from tidings.ids import new_id
-from tidings.models import Audience, AudienceMember, Contact, Organization
+from tidings.models import Audience, AudienceMember, Campaign, Contact, Message, Organization
 from tidings.orgs import create_organization, create_user
+from tidings.timeutil import utcnow
 
 
 class ApiClient(TestClient):
@@ -91,3 +93,68 @@ def make_audience(
         db.add(AudienceMember(audience_id=audience.id, contact_id=contact.id, org_id=org.id))
     db.commit()
     return audience
+
+
+def make_campaign(
+    db: Session,
+    org: Organization,
+    audience: Audience,
+    recipients: list[Contact],
+    *,
+    channel: str = "email",
+    subject: str | None = "Hello {{ name }}",
+    text: str | None = "Hi {{ name }}, unsubscribe: {{ unsubscribe_url }}",
+    html: str | None = "<p>Hi {{ name }}</p>",
+    subject_variants: list[str] | None = None,
+    variables: dict[str, Any] | None = None,
+    from_address: str | None = "news@acme.test",
+    status: str = "scheduled",
+    starts_at: datetime | None = None,
+    ramp_seconds: float = 0.0,
+) -> tuple[Campaign, list[Message]]:
+    """A campaign and its scheduled messages written directly, as the send endpoint would: message
+    *i* of *n* at ``starts_at + ramp * i / n``; variant letters by position when variants exist."""
+    starts_at = starts_at or utcnow()
+    n = len(recipients)
+    campaign = Campaign(
+        id=new_id("cmp"),
+        org_id=org.id,
+        audience_id=audience.id,
+        channel=channel,
+        from_address=from_address,
+        status=status,
+        template_subject=subject,
+        template_html=html,
+        template_text=text,
+        subject_variants=subject_variants,
+        variables=variables or {},
+        ramp_minutes=round(ramp_seconds / 60),
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(seconds=ramp_seconds),
+        total=n,
+        scheduled=n,
+    )
+    db.add(campaign)
+    db.flush()
+    messages = []
+    for i, contact in enumerate(recipients):
+        address = contact.email if channel == "email" else contact.phone
+        assert address is not None
+        metadata = {}
+        if subject_variants:
+            metadata["subject_variant"] = chr(ord("A") + i % len(subject_variants))
+        message = Message(
+            id=new_id("msg"),
+            org_id=org.id,
+            campaign_id=campaign.id,
+            contact_id=contact.id,
+            channel=channel,
+            to_address=address,
+            status="scheduled",
+            scheduled_at=starts_at + timedelta(seconds=ramp_seconds * i / max(n, 1)),
+            metadata_=metadata,
+        )
+        db.add(message)
+        messages.append(message)
+    db.commit()
+    return campaign, messages

@@ -190,6 +190,64 @@ def serve(
 
 
 @app.command()
+def worker(
+    drain: Annotated[
+        bool, typer.Option("--drain", help="deliver everything due now, then exit")
+    ] = False,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="messages per batch (TIDINGS_WORKER_BATCH_SIZE)")
+    ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, help="parallel transport connections (TIDINGS_WORKER_CONCURRENCY)"),
+    ] = None,
+) -> None:
+    """Deliver scheduled messages. Runs until SIGTERM/SIGINT (finishing the batch in flight);
+    any number of workers may run at once. Prints a JSON tally on the last line."""
+    import json
+    import logging
+    import signal
+    import threading
+
+    from tidings.delivery.service import build_worker
+    from tidings.delivery.transports.base import TransportConfigError
+
+    settings = get_settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    _migrate_if_sqlite()
+    try:
+        engine = build_worker(settings, batch_size=batch_size, concurrency=concurrency)
+    except TransportConfigError as exc:
+        human.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from None
+    try:
+        if drain:
+            tally = engine.drain()
+        else:
+            stop = threading.Event()
+
+            def request_stop(signum: int, _frame: object) -> None:
+                human.print(f"{signal.Signals(signum).name}: finishing the batch in flight")
+                stop.set()
+                # A second signal stops at once.
+                signal.signal(signum, signal.SIG_DFL)
+
+            signal.signal(signal.SIGTERM, request_stop)
+            signal.signal(signal.SIGINT, request_stop)
+            human.print("worker started; SIGTERM or Ctrl-C to stop")
+            tally = engine.run(stop)
+    finally:
+        engine.close()
+    human.print(
+        f"delivered {tally.counts['sent']}, failed {tally.counts['failed']}, "
+        f"retrying {tally.counts['retried']} ({tally.batches} batches)"
+    )
+    _result(json.dumps(tally.as_dict(), separators=(",", ":")))
+
+
+@app.command()
 def demo(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,

@@ -26,14 +26,22 @@ class Settings(BaseSettings):
     email_transport: str = "file://./outbox/email"
     sms_transport: str = "file://./outbox/sms"
     sms_api_base_url: str | None = None
+    # Senders for campaigns that name none ("from" omitted in the send request).
+    email_from: str = "Tidings <noreply@localhost>"
+    sms_from: str | None = None
     # Request bodies above this many bytes are refused before they are read whole (413).
     max_body_bytes: int = 1_000_000
     max_import_bytes: int = 16_000_000
     idempotency_ttl_hours: int = 48
     worker_batch_size: int = 200
-    worker_lease_seconds: int = 120
+    worker_lease_seconds: float = 120.0
     worker_poll_seconds: float = 0.5
     worker_max_attempts: int = 5
+    # Transient failures retry after base, 2*base, 4*base, … seconds (capped at an hour).
+    worker_retry_base_seconds: float = 30.0
+    # Parallel transport connections per worker: SMTP carries one message at a time per
+    # connection, and file writes wait on the disk; both overlap well in threads.
+    worker_concurrency: int = 4
     log_level: str = "INFO"
 
     @model_validator(mode="after")

@@ -259,11 +259,11 @@ def test_foreign_audience_and_template_are_404(client: ApiClient, db: Session) -
     foreign_template = make_template(db, other, slug="secret")
     response = _send(client, headers, foreign_audience.id)
     assert response.status_code == 404
-    assert response.json()["error"]["code"] == "audience_not_found"
+    assert response.json()["error"]["code"] == "not_found"
     for reference in (foreign_template.id, "secret", "no-such-template"):
         response = _send(client, headers, audience.id, template=reference)
         assert response.status_code == 404, reference
-        assert response.json()["error"]["code"] == "template_not_found"
+        assert response.json()["error"]["code"] == "not_found"
     assert count(db, Campaign) == 0
 
 

@@ -41,7 +41,7 @@ CASES: list[tuple[str, dict[str, Any], int, str]] = [
     ("variables not an object", {"variables": ["a"]}, 400, "validation_error"),
     ("unknown field", {"scheduled_locale": "2027-05-01 09:00"}, 400, "validation_error"),
     ("no template", {"template": None}, 400, "validation_error"),
-    ("unknown template", {"template": "nope"}, 404, "template_not_found"),
+    ("unknown template", {"template": "nope"}, 404, "not_found"),
 ]  # fmt: skip
 
 

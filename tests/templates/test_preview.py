@@ -71,7 +71,7 @@ def test_preview_refuses_foreign_contact_and_nested_variables(
     url = f"/v1/templates/{template.id}/preview"
     foreign = client.post(url, json={"contactId": stranger.id}, headers=headers)
     assert foreign.status_code == 404
-    assert foreign.json()["error"]["code"] == "contact_not_found"
+    assert foreign.json()["error"]["code"] == "not_found"
     nested = client.post(url, json={"variables": {"a": {"b": 1}}}, headers=headers)
     assert nested.status_code == 400
     assert (

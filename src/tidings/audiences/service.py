@@ -6,8 +6,6 @@ so listing audiences never counts members.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,13 +21,12 @@ from tidings.db import is_postgres
 from tidings.errors import Conflict, NotFound, ValidationFailed
 from tidings.ids import new_id
 from tidings.models import Audience, AudienceMember, Campaign, Contact, UTCDateTime
+from tidings.slugs import SLUG_PATTERN, free_slug, slug_in_use, slugify
 from tidings.tenancy import for_org, get_for_org, org_filter
 from tidings.timeutil import utcnow
 
 MAX_IDS_PER_CALL = 1000
 ACTIVE_CAMPAIGN_STATUSES = ("scheduled", "in_progress")
-SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-SLUG_BASE_MAX = 80
 
 
 class AudienceNotFound(NotFound):
@@ -51,14 +48,6 @@ class SlugTaken(Conflict):
 # --- slugs -------------------------------------------------------------------------------------
 
 
-def slugify(name: str) -> str:
-    """``"Mumbai Premium - March 2026"`` → ``mumbai-premium-march-2026``; accents are folded to
-    ASCII and a name with no letters or digits becomes ``audience``."""
-    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
-    return slug[:SLUG_BASE_MAX].strip("-") or "audience"
-
-
 def _validate_slug(slug: str) -> str:
     if not SLUG_PATTERN.match(slug):
         raise ValidationFailed(
@@ -66,30 +55,6 @@ def _validate_slug(slug: str) -> str:
             details=[{"field": "slug", "message": "must match ^[a-z0-9]+(-[a-z0-9]+)*$"}],
         )
     return slug
-
-
-def _free_slug(session: Session, org_id: str, base: str) -> str:
-    """``base``, or ``base-2``, ``base-3``…: the first one no audience of the org has (one query)."""
-    taken = set(
-        session.scalars(
-            select(Audience.slug).where(
-                org_filter(Audience, org_id),
-                (Audience.slug == base) | Audience.slug.like(f"{base}-%"),
-            )
-        )
-    )
-    candidate, n = base, 1
-    while candidate in taken:
-        n += 1
-        candidate = f"{base}-{n}"
-    return candidate
-
-
-def _slug_in_use(session: Session, org_id: str, slug: str, exclude: str | None = None) -> bool:
-    stmt = select(Audience.id).where(org_filter(Audience, org_id), Audience.slug == slug)
-    if exclude is not None:
-        stmt = stmt.where(Audience.id != exclude)
-    return session.scalars(stmt.limit(1)).first() is not None
 
 
 def _slug_taken(slug: str) -> SlugTaken:
@@ -121,14 +86,14 @@ def create_audience(
     """An explicit slug that is taken is a 409; a derived one takes the next free numeric suffix
     (retried if a concurrent create grabs it between the check and the insert)."""
     explicit = _validate_slug(slug) if slug is not None else None
-    if explicit is not None and _slug_in_use(session, actor.org_id, explicit):
+    if explicit is not None and slug_in_use(session, Audience, actor.org_id, explicit):
         raise _slug_taken(explicit)
     for _ in range(5):
         audience = Audience(
             id=new_id("aud"),
             org_id=actor.org_id,
             name=name,
-            slug=explicit or _free_slug(session, actor.org_id, slugify(name)),
+            slug=explicit or free_slug(session, Audience, actor.org_id, slugify(name, "audience")),
             description=description,
             contact_count=0,
         )
@@ -168,7 +133,7 @@ def update_audience(
             )
     if "slug" in changes:
         slug = _validate_slug(changes["slug"])
-        if _slug_in_use(session, actor.org_id, slug, exclude=audience.id):
+        if slug_in_use(session, Audience, actor.org_id, slug, exclude_id=audience.id):
             raise _slug_taken(slug)
         audience.slug = slug
     if "name" in changes:

@@ -19,7 +19,7 @@ FINAL_CAMPAIGN_STATUSES = ("completed", "cancelled")
 
 
 class MessageNotFound(NotFound):
-    code = "message_not_found"
+    pass
 
 
 class CampaignNotCancellable(Conflict):

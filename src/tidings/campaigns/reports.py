@@ -21,7 +21,7 @@ MESSAGE_STATUSES = ("scheduled", "sending", "sent", "failed", "cancelled", "supp
 
 
 class CampaignNotFound(NotFound):
-    code = "campaign_not_found"
+    pass
 
 
 Counts = dict[str, int]

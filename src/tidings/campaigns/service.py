@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from tidings.audiences.service import AudienceNotFound
 from tidings.audit.service import record_event
 from tidings.auth import Principal
 from tidings.campaigns import schedule
@@ -33,7 +34,7 @@ from tidings.campaigns.variants import letters, variant_index
 from tidings.contacts.normalize import InvalidAddress, normalize_email, normalize_phone
 from tidings.db import bulk_insert
 from tidings.delivery.render import check_syntax
-from tidings.errors import NotFound, Unprocessable, ValidationFailed
+from tidings.errors import Unprocessable, ValidationFailed
 from tidings.ids import new_id, new_ids
 from tidings.models import (
     Audience,
@@ -62,10 +63,6 @@ MESSAGE_COLUMNS = (
     "created_at",
     "updated_at",
 )
-
-
-class AudienceNotFound(NotFound):
-    code = "audience_not_found"
 
 
 class ChannelMismatch(Unprocessable):

@@ -8,6 +8,7 @@ unsubscribe link in an old email must keep working (RFC 8058 and the law in most
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
@@ -23,7 +24,13 @@ class UnsubscribeTarget:
 
 
 def _serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(get_settings().secret_key, salt=_SALT)
+    return _serializer_for(get_settings().secret_key)
+
+
+@lru_cache(maxsize=4)
+def _serializer_for(secret_key: str) -> URLSafeSerializer:
+    """One per secret: the worker signs a link for every message it sends."""
+    return URLSafeSerializer(secret_key, salt=_SALT)
 
 
 def unsubscribe_token(org_id: str, address: str) -> str:

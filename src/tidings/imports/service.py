@@ -24,10 +24,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from tidings.audiences.service import AudienceNotFound
 from tidings.audit.service import record_event
 from tidings.auth import Principal
 from tidings.db import is_postgres
-from tidings.errors import Conflict, Forbidden, NotFound
+from tidings.errors import Conflict, Forbidden
 from tidings.imports import store
 from tidings.imports.csv import RowError, parse_csv
 from tidings.imports.plan import PlannedContact, plan_rows
@@ -37,10 +38,6 @@ from tidings.timeutil import utcnow
 
 MAX_REPORTED_ERRORS = 100
 AUDIT_ACTION = "audience.csv_imported"
-
-
-class AudienceNotFound(NotFound):
-    pass
 
 
 class ImportForbidden(Forbidden):

@@ -22,7 +22,7 @@ from tidings.tenancy import for_org, get_for_org
 
 
 class SuppressionNotFound(NotFound):
-    code = "suppression_not_found"
+    pass
 
 
 class InvalidSuppressionAddress(ValidationFailed):

@@ -6,36 +6,31 @@ underscore, slugs cannot) and one lookup answers both.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tidings.audit.service import record_event
 from tidings.auth import Principal
 from tidings.config import get_settings
+from tidings.contacts.service import ContactNotFound
 from tidings.delivery.render import ContactData, check_syntax, render_message, template_variables
 from tidings.delivery.tokens import unsubscribe_url
 from tidings.errors import Conflict, NotFound, ValidationFailed
 from tidings.ids import new_id
 from tidings.models import Contact, Template
+from tidings.slugs import free_slug, slug_in_use, slugify
 from tidings.templates.schemas import TemplateCreate, TemplateUpdate
 from tidings.tenancy import for_org, get_for_org
 
 CONTENT_FIELDS = ("subject", "html", "text")
-_SLUG_MAX = 80
 
 
 class TemplateNotFound(NotFound):
-    code = "template_not_found"
-
-
-class ContactNotFound(NotFound):
-    code = "contact_not_found"
+    pass
 
 
 class SlugTaken(Conflict):
@@ -44,35 +39,6 @@ class SlugTaken(Conflict):
 
 class TemplateShapeInvalid(ValidationFailed):
     code = "invalid_template"
-
-
-def slugify(name: str) -> str:
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
-    return slug[:_SLUG_MAX].rstrip("-") or "template"
-
-
-def _slug_exists(session: Session, org_id: str, slug: str, exclude_id: str | None = None) -> bool:
-    stmt = for_org(Template, org_id).where(Template.slug == slug)
-    if exclude_id is not None:
-        stmt = stmt.where(Template.id != exclude_id)
-    return session.scalars(stmt.limit(1)).first() is not None
-
-
-def _free_slug(session: Session, org_id: str, base: str) -> str:
-    """A derived slug never fails: ``newsletter``, then ``newsletter-2``, ``newsletter-3``…"""
-    taken = set(
-        session.scalars(
-            select(Template.slug).where(
-                Template.org_id == org_id, Template.slug.startswith(base, autoescape=True)
-            )
-        )
-    )
-    candidate, n = base, 1
-    while candidate in taken:
-        n += 1
-        candidate = f"{base}-{n}"
-    return candidate
 
 
 def check_template_shape(
@@ -104,11 +70,11 @@ def check_template_shape(
 def create_template(session: Session, actor: Principal, data: TemplateCreate) -> Template:
     check_template_shape(data.channel, data.subject, data.html, data.text)
     if data.slug is not None:
-        if _slug_exists(session, actor.org_id, data.slug):
+        if slug_in_use(session, Template, actor.org_id, data.slug):
             raise SlugTaken(f"a template with slug {data.slug!r} exists already; choose another")
         slug = data.slug
     else:
-        slug = _free_slug(session, actor.org_id, slugify(data.name))
+        slug = free_slug(session, Template, actor.org_id, slugify(data.name, "template"))
     template = Template(
         id=new_id("tpl"),
         org_id=actor.org_id,
@@ -176,7 +142,7 @@ def update_template(
     }
     check_template_shape(**merged)
     if data.slug is not None and data.slug != template.slug:
-        if _slug_exists(session, actor.org_id, data.slug, exclude_id=template.id):
+        if slug_in_use(session, Template, actor.org_id, data.slug, exclude_id=template.id):
             raise SlugTaken(f"a template with slug {data.slug!r} exists already; choose another")
         template.slug = data.slug
     if data.name is not None:

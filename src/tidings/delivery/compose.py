@@ -1,0 +1,95 @@
+"""A claimed message becomes an email or an SMS: render it now, or say why it is not sent.
+
+Rendering happens at delivery time, not at scheduling time: the campaign's template snapshot (so
+editing a template after scheduling changes nothing), the message's subject variant, the contact's
+data as it is now, the send request's variables (DESIGN.md §4), and the recipient's own
+``unsubscribe_url``. Suppression is checked here too, just before sending, so an address that
+unsubscribed after the campaign was scheduled gets nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from tidings.delivery.render import TemplateRenderFailed, render_message, template_variables
+from tidings.delivery.store import BatchContext, CampaignSnapshot, ClaimedMessage
+from tidings.delivery.tokens import unsubscribe_url
+from tidings.delivery.transports.base import Email, Outgoing, Sms
+from tidings.delivery.transports.mime import text_from_html
+
+
+@dataclass(frozen=True)
+class Senders:
+    """Fallback senders for campaigns that name none."""
+
+    email: str
+    sms: str | None
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A claimed message that is not handed to a transport, and the status it ends in."""
+
+    status: str  # cancelled | suppressed | failed
+    reason: str
+
+
+def compose(
+    message: ClaimedMessage, context: BatchContext, senders: Senders, now: datetime
+) -> Outgoing | Skip:
+    campaign = context.campaigns.get(message.campaign_id)
+    if campaign is None or campaign.status == "cancelled":
+        return Skip("cancelled", "the campaign was cancelled")
+    if (message.org_id, message.to_address) in context.suppressed:
+        return Skip("suppressed", "the address is on the suppression list")
+    contact = context.contacts.get((message.org_id, message.contact_id))
+    if contact is None:
+        return Skip("cancelled", "the contact was deleted")
+    link = unsubscribe_url(message.org_id, message.to_address)
+    variables = template_variables(contact, campaign.variables, link)
+    try:
+        rendered = render_message(
+            subject=subject_source(campaign, message) if message.channel == "email" else None,
+            text=campaign.text,
+            # An SMS renders its text; its HTML only when there is no text to send.
+            html=campaign.html if message.channel == "email" or campaign.text is None else None,
+            variables=variables,
+        )
+    except TemplateRenderFailed as exc:
+        return Skip("failed", exc.message)
+    if message.channel == "sms":
+        body = rendered.text if rendered.text is not None else text_from_html(rendered.html or "")
+        return _sms(message, campaign, senders, body)
+    return Email(
+        message_id=message.id,
+        sender=campaign.from_address or senders.email,
+        to=message.to_address,
+        subject=rendered.subject or "",
+        text=rendered.text,
+        html=rendered.html,
+        unsubscribe_url=link,
+        date=now,
+    )
+
+
+def subject_source(campaign: CampaignSnapshot, message: ClaimedMessage) -> str | None:
+    """The message's A/B variant when the campaign has variants, else the template's subject."""
+    variants = campaign.subject_variants
+    letter = message.metadata.get("subject_variant")
+    if variants and isinstance(letter, str) and len(letter) == 1:
+        index = ord(letter) - ord("A")
+        if 0 <= index < len(variants):
+            return variants[index]
+    return campaign.subject
+
+
+def _sms(
+    message: ClaimedMessage, campaign: CampaignSnapshot, senders: Senders, body: str
+) -> Sms | Skip:
+    sender = campaign.from_address or senders.sms
+    if not body.strip():
+        return Skip("failed", "the template renders an empty SMS body")
+    if not sender:
+        return Skip("failed", "no SMS sender: give 'from' in the send or set TIDINGS_SMS_FROM")
+    return Sms(message_id=message.id, sender=sender, to=message.to_address, body=body)

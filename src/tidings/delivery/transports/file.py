@@ -1,0 +1,80 @@
+"""``file://DIR``: every message becomes one file in DIR (the default; development and tests).
+
+Email is written as an RFC 5322 ``.eml``, SMS as one ``.json`` document, each named after the message
+id. A write goes to a temporary file that is then renamed over the final name, so a reader (or a
+crash) never sees half a message, and a retry of the same message replaces its file instead of
+adding a second one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from tidings.delivery.transports.base import (
+    Deferred,
+    Delivered,
+    Email,
+    Outcome,
+    Outgoing,
+    Sms,
+    TransportConfigError,
+)
+from tidings.delivery.transports.mime import build_email
+
+
+def directory_of(url: str) -> Path:
+    """``file:///abs/dir`` or ``file://./relative/dir`` (relative to the working directory)."""
+    parts = urlsplit(url)
+    if parts.scheme != "file":
+        raise TransportConfigError(f"not a file:// URL: {url!r}")
+    path = unquote(parts.netloc + parts.path)
+    if not path:
+        raise TransportConfigError(f"file:// URL without a directory: {url!r}")
+    return Path(path)
+
+
+def write_atomically(directory: Path, name: str, data: bytes) -> Path:
+    final = directory / name
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, final)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return final
+
+
+class FileMessenger:
+    def __init__(self, url: str, domain: str) -> None:
+        self.directory = directory_of(url)
+        self.domain = domain
+        self._ready = False
+
+    def push(self, message: Outgoing) -> Outcome:
+        try:
+            if not self._ready:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                self._ready = True
+            if isinstance(message, Email):
+                name, data = f"{message.message_id}.eml", build_email(message, self.domain)
+            else:
+                name, data = f"{message.message_id}.json", _sms_document(message)
+            write_atomically(self.directory, name, data)
+        except OSError as exc:
+            # A full disk or a missing mount may well be fixed by the next attempt.
+            return Deferred(f"cannot write to {self.directory}: {exc}")
+        return Delivered(provider_id=name)
+
+    def close(self) -> None:
+        pass
+
+
+def _sms_document(sms: Sms) -> bytes:
+    document = {"id": sms.message_id, "from": sms.sender, "to": sms.to, "body": sms.body}
+    return json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"

@@ -1,0 +1,174 @@
+"""One email as RFC 5322 bytes, shared by the SMTP and file transports; serialised once.
+
+Two writers produce the same message:
+- ``_write_fast`` (the usual case) lays out the headers and the MIME structure itself, encoding the
+  bodies as quoted-printable with ``binascii`` and non-ASCII or long headers with RFC 2047 encoded
+  words (``email.header.Header``). ``email.message.EmailMessage`` with ``policy.SMTP`` costs about a
+  millisecond per message, mostly in its header registry — a third of the worker's budget at
+  3,000 messages a second — for a message whose shape never changes.
+- ``_write_stdlib`` (``EmailMessage`` + ``policy.SMTP``) handles what the fast writer does not:
+  addresses with non-ASCII characters. Tests parse both writers' output with the stdlib parser.
+
+Every header value is stripped of CR and LF first, so no variable that reached a subject, a name or
+an address can start a header of its own (``"\\r\\nBcc: x"``).
+"""
+
+from __future__ import annotations
+
+import binascii
+import html as html_lib
+import re
+from email import policy
+from email.header import Header
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+from tidings.delivery.transports.base import Email
+
+_TAGS = re.compile(r"<[^>]+>")
+_BLANKS = re.compile(r"\n\s*\n\s*\n+")
+_ADDR = re.compile(r"(?P<address>[^\s<>@\"(),;:]+@[^\s<>@\"(),;:]+)")
+_NAME_ADDR = re.compile(r"(?P<name>.*?)\s*<" + _ADDR.pattern + ">")
+_MAX_PLAIN_HEADER = 78  # RFC 5322's SHOULD; longer or non-ASCII values become encoded words
+_MAX_BODY_LINE = 990  # under RFC 5322's 998 octets; longer lines go quoted-printable
+
+
+def header_safe(value: str) -> str:
+    return " ".join(value.replace("\r", " ").replace("\n", " ").split())
+
+
+@lru_cache(maxsize=16)
+def message_id_domain(public_url: str) -> str:
+    host = urlsplit(public_url).hostname or "tidings.invalid"
+    return host if host.isascii() else host.encode("idna").decode("ascii")
+
+
+def message_id_header(message_id: str, domain: str) -> str:
+    """Derived from our message id alone, so a retry after a crash carries the same Message-ID and
+    the receiving side can tell it is the same message."""
+    return f"<{message_id}@{domain}>"
+
+
+def text_from_html(html: str) -> str:
+    """A plain-text part for an HTML-only template: mail clients that show text deserve words."""
+    text = _TAGS.sub("", re.sub(r"(?i)<br\s*/?>|</p>|</div>|</h\d>|</li>", "\n", html))
+    return _BLANKS.sub("\n\n", html_lib.unescape(text)).strip() + "\n"
+
+
+def build_email(email: Email, domain: str) -> bytes:
+    """The whole message; the transports send or write exactly these bytes."""
+    sender = _mailbox(email.sender)
+    to = _mailbox(email.to)
+    text = email.text
+    if text is None and email.html is not None:
+        text = text_from_html(email.html)
+    if sender is None or to is None or not email.unsubscribe_url.isascii():
+        return _write_stdlib(email, domain, text or "")
+    return _write_fast(email, domain, sender, to, text or "")
+
+
+def _mailbox(value: str) -> str | None:
+    """``Name <addr>`` or ``addr``, rewritten with the name quoted or encoded as needed; None for
+    anything else, or an address that is not ASCII (both left to the stdlib writer)."""
+    value = header_safe(value)
+    match = _NAME_ADDR.fullmatch(value) or _ADDR.fullmatch(value)
+    if match is None or not match["address"].isascii():
+        return None
+    return formataddr((match.groupdict().get("name") or "", match["address"]), charset="utf-8")
+
+
+def _header(name: str, value: str) -> bytes:
+    line = f"{name}: {value}"
+    if value.isascii() and len(line) <= _MAX_PLAIN_HEADER:
+        return line.encode("ascii") + b"\r\n"
+    encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+    return f"{name}: {encoded}\r\n".encode("ascii")
+
+
+def _body(text: str, boundary: str) -> tuple[str, bytes]:
+    """(Content-Transfer-Encoding, encoded body with CRLF line ends). Plain ASCII with sane line
+    lengths goes as it is (``7bit``); anything else as quoted-printable, which keeps lines under 76
+    characters and turns every "=" into "=3D" — so no encoded line can look like our boundary."""
+    normalised = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not normalised.endswith("\n"):
+        normalised += "\n"
+    if (
+        normalised.isascii()
+        and boundary not in normalised
+        and max(map(len, normalised.split("\n"))) <= _MAX_BODY_LINE
+    ):
+        return "7bit", normalised.encode("ascii").replace(b"\n", b"\r\n")
+    encoded = binascii.b2a_qp(normalised.encode("utf-8"), istext=True)
+    return "quoted-printable", encoded.replace(b"\n", b"\r\n")
+
+
+def _part(subtype: str, text: str, boundary: str) -> bytes:
+    encoding, body = _body(text, boundary)
+    headers = (
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+        f"Content-Transfer-Encoding: {encoding}\r\n\r\n"
+    )
+    return headers.encode("ascii") + body
+
+
+def _write_fast(email: Email, domain: str, sender: str, to: str, text: str) -> bytes:
+    head = b"".join(
+        (
+            # Already ASCII (formataddr encodes a non-ASCII name); never re-encoded as a whole.
+            f"From: {sender}\r\nTo: {to}\r\n".encode("ascii"),
+            _header("Subject", header_safe(email.subject)),
+            _header("Date", format_datetime(email.date)),
+            _header("Message-ID", message_id_header(email.message_id, domain)),
+            # A URL cannot be folded; it stays on one line (well under the 998-octet limit).
+            b"List-Unsubscribe: <" + header_safe(email.unsubscribe_url).encode("ascii") + b">\r\n",
+            b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+            b"MIME-Version: 1.0\r\n",
+        )
+    )
+    # "==" never occurs in quoted-printable output, and a 7bit body never contains the boundary.
+    boundary = f"==tidings=={email.message_id}=="
+    if email.html is None:
+        return head + _part("plain", text, boundary)
+    # The CRLF before a delimiter belongs to the delimiter (RFC 2046), not to the body before it.
+    delimiter = f"\r\n--{boundary}\r\n".encode("ascii")
+    return b"".join(
+        (
+            head,
+            f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'.encode("ascii"),
+            delimiter,
+            _part("plain", text, boundary),
+            delimiter,
+            _part("html", email.html, boundary),
+            f"\r\n--{boundary}--\r\n".encode("ascii"),
+        )
+    )
+
+
+def _structured(value: str) -> Address | str:
+    """An ``Address`` when the value has the shape of one, so the name is quoted as needed."""
+    value = header_safe(value)
+    match = _NAME_ADDR.fullmatch(value) or _ADDR.fullmatch(value)
+    if match is None:
+        return value
+    try:
+        return Address(display_name=match.groupdict().get("name") or "", addr_spec=match["address"])
+    except ValueError:  # e.g. a non-ASCII local part: the header registry takes the text as is
+        return value
+
+
+def _write_stdlib(email: Email, domain: str, text: str) -> bytes:
+    message = EmailMessage(policy=policy.SMTP)
+    message["From"] = _structured(email.sender)
+    message["To"] = _structured(email.to)
+    message["Subject"] = header_safe(email.subject)
+    message["Date"] = format_datetime(email.date)
+    message["Message-ID"] = message_id_header(email.message_id, domain)
+    message["List-Unsubscribe"] = f"<{header_safe(email.unsubscribe_url)}>"
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message.set_content(text, subtype="plain", charset="utf-8")
+    if email.html is not None:
+        message.add_alternative(email.html, subtype="html", charset="utf-8")
+    return message.as_bytes()

@@ -1,0 +1,101 @@
+"""Claiming and fencing, on the store directly: what a worker may take, and what it may write."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tests.delivery.conftest import fresh
+from tests.factories import make_audience, make_campaign, make_contact, make_org
+from tidings.db import get_engine
+from tidings.delivery.store import Result, SqlStore
+from tidings.models import Campaign, Message
+from tidings.timeutil import utcnow
+
+
+def _people(db: Session, org: object, n: int) -> list:  # type: ignore[type-arg]
+    return [make_contact(db, org, email=f"p{i}@example.com") for i in range(n)]  # type: ignore[arg-type]
+
+
+def test_claim_takes_due_messages_in_order_and_leases_them(db: Session) -> None:
+    org = make_org(db)
+    people = _people(db, org, 4)
+    audience = make_audience(db, org, members=people)
+    now = utcnow()
+    campaign, messages = make_campaign(
+        db, org, audience, people, starts_at=now - timedelta(seconds=30), ramp_seconds=60
+    )
+    store = SqlStore(get_engine())
+
+    claimed = store.claim(10, lease_seconds=60, now=now)
+
+    # Two of four are due (t-30 s, t-15 s); t+0 s is due too (<= now); t+15 s is not.
+    assert [m.id for m in claimed] == [m.id for m in messages[:3]]
+    assert all(m.attempt == 1 for m in claimed)
+    fresh(db)
+    rows = {m.id: m for m in db.scalars(select(Message)).all()}
+    for message in messages[:3]:
+        row = rows[message.id]
+        assert row.status == "sending" and row.attempt == 1
+        assert row.lease_expires_at == now + timedelta(seconds=60)
+    assert rows[messages[3].id].status == "scheduled"
+    assert db.get(Campaign, campaign.id).status == "in_progress"  # type: ignore[union-attr]
+    assert store.claim(10, lease_seconds=60, now=now) == []  # leased rows are not taken twice
+
+
+def test_expired_lease_is_reclaimed_and_live_one_is_not(db: Session) -> None:
+    org = make_org(db)
+    people = _people(db, org, 1)
+    audience = make_audience(db, org, members=people)
+    make_campaign(db, org, audience, people)
+    store = SqlStore(get_engine())
+    now = utcnow()
+    [first] = store.claim(10, lease_seconds=5, now=now)
+
+    assert store.claim(10, lease_seconds=5, now=now + timedelta(seconds=4)) == []
+    [again] = store.claim(10, lease_seconds=5, now=now + timedelta(seconds=6))
+
+    assert again.id == first.id and again.attempt == 2
+
+
+def test_an_outcome_with_a_stale_attempt_is_refused(db: Session) -> None:
+    org = make_org(db)
+    people = _people(db, org, 1)
+    audience = make_audience(db, org, members=people)
+    make_campaign(db, org, audience, people)
+    store = SqlStore(get_engine())
+    now = utcnow()
+    [stale] = store.claim(10, lease_seconds=1, now=now)
+    [current] = store.claim(10, lease_seconds=60, now=now + timedelta(seconds=2))
+
+    # The first worker wakes up after its lease expired and reports a failure: refused.
+    refused = store.record([Result(stale, "failed", at=now, error="late")], now)
+    fresh(db)
+    row = db.get(Message, stale.id)
+    assert row is not None and row.status == "sending" and row.attempt == 2 and row.error is None
+
+    accepted = store.record(
+        [Result(current, "sent", at=now, provider_id="p-1")], now + timedelta(seconds=3)
+    )
+    fresh(db)
+    row = db.get(Message, stale.id)
+    assert row is not None and row.status == "sent" and row.provider_id == "p-1"
+    # And the stale worker cannot overwrite the recorded result either.
+    store.record([Result(stale, "failed", at=now, error="late")], now)
+    fresh(db)
+    assert db.get(Message, stale.id).status == "sent"  # type: ignore[union-attr]
+    assert (refused, accepted) == (0, 1)  # the fence is counted (the worker logs it)
+
+
+def test_messages_no_longer_scheduled_are_never_claimed(db: Session) -> None:
+    org = make_org(db)
+    people = _people(db, org, 3)
+    audience = make_audience(db, org, members=people)
+    _, messages = make_campaign(db, org, audience, people)
+    for message, status in zip(messages, ("cancelled", "suppressed", "sent"), strict=True):
+        message.status = status
+    db.commit()
+
+    assert SqlStore(get_engine()).claim(10, lease_seconds=60, now=utcnow()) == []

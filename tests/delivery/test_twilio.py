@@ -1,0 +1,70 @@
+"""SMS through a Twilio-compatible HTTP API (a local fake server)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tests.delivery.conftest import FakeTwilio, drain, fresh
+from tests.factories import make_audience, make_campaign, make_contact, make_org
+from tidings.models import Campaign, Message, Organization
+
+
+def _sms_campaign(db: Session, org: Organization, *phones: str) -> Campaign:
+    people = [make_contact(db, org, phone=p, name=f"N{i}") for i, p in enumerate(phones)]
+    audience = make_audience(db, org, members=people)
+    campaign, _ = make_campaign(
+        db,
+        org,
+        audience,
+        people,
+        channel="sms",
+        subject=None,
+        html=None,
+        text="Hi {{ name }}, {{ offer }}",
+        variables={"offer": "20% off"},
+        from_address="+14155550199",
+    )
+    return campaign
+
+
+def _rows(db: Session, campaign: Campaign) -> dict[str, Message]:
+    fresh(db)
+    rows = db.scalars(select(Message).where(Message.campaign_id == campaign.id))
+    return {m.to_address: m for m in rows}
+
+
+def test_sms_is_posted_to_the_api_with_basic_auth(db: Session, twilio: FakeTwilio) -> None:
+    org = make_org(db)
+    campaign = _sms_campaign(db, org, "+14155550100", "+14155550101")
+
+    tally = drain()
+
+    assert tally.counts["sent"] == 2
+    assert {r.path for r in twilio.requests} == {"/2010-04-01/Accounts/AC123/Messages.json"}
+    assert {r.auth for r in twilio.requests} == {("AC123", "secret-token")}
+    forms = sorted((r.form for r in twilio.requests), key=lambda f: f["To"])
+    assert forms == [
+        {"To": "+14155550100", "From": "+14155550199", "Body": "Hi N0, 20% off"},
+        {"To": "+14155550101", "From": "+14155550199", "Body": "Hi N1, 20% off"},
+    ]
+    rows = _rows(db, campaign)
+    assert all(m.status == "sent" and (m.provider_id or "").startswith("SM") for m in rows.values())
+
+
+def test_client_error_fails_and_server_error_retries(db: Session, twilio: FakeTwilio) -> None:
+    org = make_org(db)
+    campaign = _sms_campaign(db, org, "+14155550100")
+    twilio.replies.append((400, {"code": 21211, "message": "The 'To' number is not valid."}))
+
+    drain()
+
+    [row] = _rows(db, campaign).values()
+    assert row.status == "failed" and "not valid" in (row.error or "")
+
+    for status, phone in ((429, "+14155550102"), (503, "+14155550103")):
+        other = _sms_campaign(db, org, phone)
+        twilio.replies.append((status, {"message": "try later"}))
+        drain()
+        [row] = _rows(db, other).values()
+        assert row.status == "scheduled" and str(status) in (row.error or "")

@@ -1,0 +1,376 @@
+"""The worker's decisions: what is sent, what is not and why, and how campaigns move."""
+
+from __future__ import annotations
+
+import email
+import json
+from datetime import datetime, timedelta
+from email import policy
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tests.delivery.conftest import SmtpSink, drain, fresh
+from tests.factories import make_audience, make_campaign, make_contact, make_org
+from tidings.config import get_settings
+from tidings.db import get_engine
+from tidings.delivery.compose import Senders
+from tidings.delivery.store import SqlStore
+from tidings.delivery.transports.base import Delivered, Outgoing
+from tidings.delivery.transports.file import directory_of
+from tidings.delivery.worker import Worker, WorkerOptions
+from tidings.models import Campaign, Message, Suppression, Template
+from tidings.timeutil import utcnow
+
+
+def _messages(db: Session, campaign: Campaign) -> list[Message]:
+    fresh(db)
+    return list(
+        db.scalars(
+            select(Message).where(Message.campaign_id == campaign.id).order_by(Message.scheduled_at)
+        )
+    )
+
+
+def _outbox() -> Path:
+    return directory_of(get_settings().email_transport)
+
+
+def test_file_transport_writes_one_parseable_eml_per_message(db: Session) -> None:
+    org = make_org(db)
+    people = [make_contact(db, org, email=f"p{i}@example.com", name=f"P{i}") for i in range(3)]
+    audience = make_audience(db, org, members=people)
+    campaign, messages = make_campaign(db, org, audience, people, subject="Hi {{ name }}")
+
+    tally = drain()
+
+    assert tally.counts["sent"] == 3
+    files = sorted(_outbox().iterdir())
+    assert [f.name for f in files] == sorted(f"{m.id}.eml" for m in messages)
+    for path in files:
+        parsed = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        message_id = path.stem
+        assert parsed["Message-ID"] == f"<{message_id}@127.0.0.1>"
+        assert parsed["Subject"].startswith("Hi P")
+        assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert parsed.get_content_type() == "multipart/alternative"
+    rows = _messages(db, campaign)
+    assert {m.provider_id for m in rows} == {f.name for f in files}
+
+
+def test_not_yet_due_messages_are_not_sent(db: Session, smtp_sink: SmtpSink) -> None:
+    org = make_org(db)
+    people = [make_contact(db, org, email=f"p{i}@example.com") for i in range(2)]
+    audience = make_audience(db, org, members=people)
+    campaign, _ = make_campaign(
+        db, org, audience, people, starts_at=utcnow() + timedelta(minutes=5)
+    )
+
+    assert drain().claimed == 0
+
+    assert smtp_sink.handler.received == []
+    assert {m.status for m in _messages(db, campaign)} == {"scheduled"}
+    fresh(db)
+    assert db.get(Campaign, campaign.id).status == "scheduled"  # type: ignore[union-attr]
+
+
+def test_campaign_moves_to_in_progress_then_completed(db: Session, smtp_sink: SmtpSink) -> None:
+    org = make_org(db)
+    people = [make_contact(db, org, email=f"p{i}@example.com") for i in range(2)]
+    audience = make_audience(db, org, members=people)
+    campaign, messages = make_campaign(db, org, audience, people)
+    later = messages[1]
+    later.scheduled_at = utcnow() + timedelta(minutes=5)
+    db.commit()
+
+    drain()
+
+    fresh(db)
+    assert db.get(Campaign, campaign.id).status == "in_progress"  # type: ignore[union-attr]
+
+    later.scheduled_at = utcnow() - timedelta(seconds=1)
+    db.commit()
+    drain()
+
+    fresh(db)
+    done = db.get(Campaign, campaign.id)
+    assert done is not None and done.status == "completed" and done.completed_at is not None
+    assert [m.status for m in _messages(db, campaign)] == ["sent", "sent"]
+
+
+def test_cancelled_campaign_is_not_sent_and_stays_cancelled(
+    db: Session, smtp_sink: SmtpSink
+) -> None:
+    org = make_org(db)
+    people = [make_contact(db, org, email=f"p{i}@example.com") for i in range(2)]
+    audience = make_audience(db, org, members=people)
+    campaign, messages = make_campaign(db, org, audience, people)
+    campaign.status = "cancelled"  # cancelled, but its rows not yet swept by the cancel call
+    messages[1].status = "cancelled"
+    db.commit()
+
+    drain()
+
+    assert smtp_sink.handler.received == []
+    assert [m.status for m in _messages(db, campaign)] == ["cancelled", "cancelled"]
+    fresh(db)
+    assert db.get(Campaign, campaign.id).status == "cancelled"  # type: ignore[union-attr]
+
+
+def test_address_suppressed_after_scheduling_is_not_sent(db: Session, smtp_sink: SmtpSink) -> None:
+    org = make_org(db)
+    people = [make_contact(db, org, email=f"p{i}@example.com") for i in range(2)]
+    audience = make_audience(db, org, members=people)
+    campaign, _ = make_campaign(db, org, audience, people)
+    db.add(Suppression(id="sup_x", org_id=org.id, address="p0@example.com", reason="manual"))
+    db.commit()
+
+    tally = drain()
+
+    assert tally.counts["suppressed"] == 1
+    assert [r.rcpt_tos for r in smtp_sink.handler.received] == [["p1@example.com"]]
+    statuses = {m.to_address: m.status for m in _messages(db, campaign)}
+    assert statuses == {"p0@example.com": "suppressed", "p1@example.com": "sent"}
+
+
+def test_suppression_of_another_organization_does_not_apply(
+    db: Session, smtp_sink: SmtpSink
+) -> None:
+    org, other = make_org(db), make_org(db, "Other")
+    person = make_contact(db, org, email="p@example.com")
+    audience = make_audience(db, org, members=[person])
+    campaign, _ = make_campaign(db, org, audience, [person])
+    db.add(Suppression(id="sup_y", org_id=other.id, address="p@example.com", reason="manual"))
+    db.commit()
+
+    drain()
+
+    assert [m.status for m in _messages(db, campaign)] == ["sent"]
+
+
+def test_render_failure_fails_that_message_and_the_worker_lives_on(
+    db: Session, smtp_sink: SmtpSink
+) -> None:
+    org = make_org(db)
+    good = make_contact(db, org, email="good@example.com", metadata={"n": 1})
+    bad = make_contact(db, org, email="bad@example.com", metadata={"n": 0})
+    audience = make_audience(db, org, members=[good, bad])
+    campaign, _ = make_campaign(
+        db, org, audience, [good, bad], subject="Share: {{ 10 | divided_by: n }}"
+    )
+
+    tally = drain()
+
+    assert (tally.counts["sent"], tally.counts["failed"]) == (1, 1)
+    rows = {m.to_address: m for m in _messages(db, campaign)}
+    assert rows["good@example.com"].status == "sent"
+    assert rows["bad@example.com"].status == "failed"
+    assert rows["bad@example.com"].error is not None
+    assert rows["bad@example.com"].error.startswith("subject:")
+    fresh(db)
+    assert db.get(Campaign, campaign.id).status == "completed"  # type: ignore[union-attr]
+
+
+def test_template_edits_after_scheduling_do_not_change_the_campaign(
+    db: Session, smtp_sink: SmtpSink
+) -> None:
+    org = make_org(db)
+    person = make_contact(db, org, email="p@example.com", name="Pat")
+    audience = make_audience(db, org, members=[person])
+    template = Template(
+        id="tpl_1", org_id=org.id, slug="t", name="T", channel="email", subject="Old {{ name }}"
+    )
+    db.add(template)
+    db.commit()
+    campaign, _ = make_campaign(db, org, audience, [person], subject="Old {{ name }}")
+    campaign.template_id = template.id
+    template.subject = "New {{ name }}"
+    db.commit()
+
+    drain()
+
+    assert [r.message["Subject"] for r in smtp_sink.handler.received] == ["Old Pat"]
+
+
+def test_deleted_contact_gets_nothing(db: Session, smtp_sink: SmtpSink) -> None:
+    org = make_org(db)
+    person = make_contact(db, org, email="p@example.com")
+    audience = make_audience(db, org, members=[person])
+    campaign, _ = make_campaign(db, org, audience, [person])
+    db.delete(person)
+    db.commit()
+
+    drain()
+
+    assert smtp_sink.handler.received == []
+    [message] = _messages(db, campaign)
+    assert message.status == "cancelled" and message.error == "the contact was deleted"
+
+
+def test_sms_file_transport_writes_json(db: Session) -> None:
+    org = make_org(db)
+    person = make_contact(db, org, phone="+14155550100", name="Sam")
+    audience = make_audience(db, org, members=[person])
+    _, [message] = make_campaign(
+        db,
+        org,
+        audience,
+        [person],
+        channel="sms",
+        subject=None,
+        html=None,
+        text="Hi {{ name }}",
+        from_address="+14155550199",
+    )
+
+    drain()
+
+    path = directory_of(get_settings().sms_transport) / f"{message.id}.json"
+    assert json.loads(path.read_text()) == {
+        "id": message.id,
+        "from": "+14155550199",
+        "to": "+14155550100",
+        "body": "Hi Sam",
+    }
+
+
+def test_sms_without_any_sender_fails_with_the_fix(db: Session) -> None:
+    org = make_org(db)
+    person = make_contact(db, org, phone="+14155550100")
+    audience = make_audience(db, org, members=[person])
+    campaign, _ = make_campaign(
+        db, org, audience, [person], channel="sms", text="Hi", from_address=None
+    )
+
+    drain()
+
+    [message] = _messages(db, campaign)
+    assert message.status == "failed" and "TIDINGS_SMS_FROM" in (message.error or "")
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_many_messages_across_batches_and_connections(
+    db: Session, smtp_sink: SmtpSink, concurrency: int
+) -> None:
+    org = make_org(db)
+    people = [make_contact(db, org, email=f"p{i}@example.com") for i in range(25)]
+    audience = make_audience(db, org, members=people)
+    campaign, messages = make_campaign(db, org, audience, people)
+
+    tally = drain(batch_size=7, concurrency=concurrency)
+
+    assert tally.batches == 4 and tally.counts["sent"] == 25
+    assert sorted(smtp_sink.handler.message_ids()) == sorted(
+        f"<{m.id}@127.0.0.1>" for m in messages
+    )
+    assert {m.status for m in _messages(db, campaign)} == {"sent"}
+
+
+class _IdleStore:
+    """A store with nothing to claim whose next message is due at ``due``."""
+
+    def __init__(self, due: datetime | None) -> None:
+        self.due = due
+
+    def next_due_at(self) -> datetime | None:
+        return self.due
+
+
+@pytest.mark.parametrize(
+    ("due_in", "nap"),
+    [(None, 0.5), (10.0, 0.5), (0.2, 0.2), (0.001, 0.05), (-3.0, 0.05)],
+)
+def test_an_idle_worker_naps_until_the_next_message_is_due(
+    due_in: float | None, nap: float
+) -> None:
+    now = utcnow()
+    due = None if due_in is None else now + timedelta(seconds=due_in)
+    worker = Worker(
+        _IdleStore(due),  # type: ignore[arg-type]
+        lambda channel: None,  # type: ignore[arg-type, return-value]
+        Senders(email="a@b.test", sms=None),
+        WorkerOptions(poll_seconds=0.5),
+        clock=lambda: now,
+    )
+
+    assert worker._nap_seconds() == pytest.approx(nap)
+
+
+def test_nothing_is_handed_to_a_transport_after_the_lease_runs_out(
+    db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch slower than its lease stops sending (another worker may have claimed the rest) and
+    puts what it did not send back in the queue; the next claim sends it."""
+    org = make_org(db)
+    people = [make_contact(db, org, email=f"p{i}@example.com") for i in range(4)]
+    audience = make_audience(db, org, members=people)
+    campaign, _ = make_campaign(db, org, audience, people)
+    clock = [utcnow()]
+    pushed: list[str] = []
+
+    class Slow:
+        def push(self, message: Outgoing) -> Delivered:
+            pushed.append(message.to)
+            clock[0] += timedelta(seconds=5)  # each message takes 5 s
+            return Delivered(provider_id="ok")
+
+        def close(self) -> None:
+            pass
+
+    worker = Worker(
+        SqlStore(get_engine()),
+        lambda channel: Slow(),
+        Senders(email="a@b.test", sms=None),
+        WorkerOptions(lease_seconds=10, concurrency=1),
+        clock=lambda: clock[0],
+    )
+
+    first = worker.run_batch()
+
+    # Claimed at t=0 with a 10 s lease: sent at t=0 and t=5; at t=10 the lease has run out.
+    assert (first.counts["sent"], first.counts["requeued"]) == (2, 2)
+    rows = _messages(db, campaign)
+    assert sorted(m.status for m in rows) == ["scheduled", "scheduled", "sent", "sent"]
+    assert all(m.error is None for m in rows)
+    worker.options = WorkerOptions(lease_seconds=1000, concurrency=1)
+    worker.run_batch()
+    assert sorted(pushed) == [f"p{i}@example.com" for i in range(4)]
+    assert {m.status for m in _messages(db, campaign)} == {"sent"}
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("file:///var/outbox", "/var/outbox"),
+        ("file://./outbox/email", "outbox/email"),
+        ("file://outbox/sms", "outbox/sms"),
+        ("file:///tmp/with%20space", "/tmp/with space"),
+    ],
+)
+def test_file_transport_urls(url: str, path: str) -> None:
+    assert directory_of(url) == Path(path)
+
+
+def test_a_campaign_with_nothing_to_deliver_is_completed(db: Session) -> None:
+    org = make_org(db)
+    person = make_contact(db, org, email="p@example.com")
+    audience = make_audience(db, org, members=[person])
+    everyone_suppressed, _ = make_campaign(db, org, audience, [])
+    not_started, _ = make_campaign(db, org, audience, [], starts_at=utcnow() + timedelta(minutes=5))
+    still_sending, messages = make_campaign(db, org, audience, [person])
+    messages[0].status = "sending"
+    cancelled, _ = make_campaign(db, org, audience, [], status="cancelled")
+    db.commit()
+
+    drain()
+
+    fresh(db)
+    status = {c.id: c.status for c in db.scalars(select(Campaign))}
+    assert status == {
+        everyone_suppressed.id: "completed",
+        not_started.id: "scheduled",
+        still_sending.id: "scheduled",
+        cancelled.id: "cancelled",
+    }
