@@ -239,7 +239,12 @@ def _lateness(backend: env.Backend, seed: _Seeder, n: int, ramp_seconds: int) ->
     seed(n, ramp_seconds=ramp_seconds, start_in=2.0)
     tidings = str(Path(sys.executable).parent / "tidings")
     workers = [
-        subprocess.Popen([tidings, "worker"], env={**os.environ}, stdout=subprocess.DEVNULL)
+        subprocess.Popen(
+            [tidings, "worker"],
+            env={**os.environ},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(2)
     ]
     try:
