@@ -6,6 +6,7 @@ a URL) and everything meant for a person on stderr, so ``$(tidings orgs create A
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Annotated
@@ -153,8 +154,11 @@ def users_create(
 
 
 def _migrate_if_sqlite() -> None:
+    """The embedded database migrates itself on start; quietly, since nothing usually changes
+    (``tidings db upgrade`` is the command that reports what it applies)."""
     settings = get_settings()
     if settings.is_sqlite:
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # before import: it logs then
         from tidings.migrations import upgrade
 
         upgrade(settings.database_url)

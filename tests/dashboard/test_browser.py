@@ -42,6 +42,10 @@ def test_owner_logs_in_and_sees_audiences(
     assert row.get_by_test_id("contact-count").inner_text() == "1"
     assert row.get_by_role("button", name="Import").is_visible()
     screenshot(page, "audiences", backend)
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert row.get_by_role("button", name="Send").is_visible()
+    screenshot(page, "audiences-phone", backend)
+    page.set_viewport_size({"width": 1280, "height": 860})
 
     page.get_by_label("Search audiences").fill("london")
     page.wait_for_function("!document.body.innerText.includes('Mumbai Premium')")
@@ -155,3 +159,27 @@ def test_forged_member_post_is_refused(live_server: str, page: Any, db: Session)
         f"{live_server}/overview/audiences/{audience.id}/import",
     )
     assert status == 403
+
+
+def test_campaign_view_refreshes_while_the_worker_delivers(
+    live_server: str, page: Any, db: Session, backend: str
+) -> None:
+    from tests.delivery.conftest import drain
+    from tests.factories import make_campaign
+
+    org = make_org(db)
+    make_user(db, org, "owner@example.com")
+    members = [make_contact(db, org, email=f"p{i}@example.com", name=f"P{i}") for i in range(4)]
+    audience = make_audience(db, org, "Mumbai Premium", members=members)
+    campaign, _ = make_campaign(db, org, audience, members, subject_variants=["A1", "B1"])
+    log_in(page, live_server, "owner@example.com")
+    page.goto(f"{live_server}/overview/campaigns/{campaign.id}")
+    assert page.get_by_test_id("count-scheduled").inner_text() == "4"
+
+    drain()  # the real worker, writing to the file outbox
+    page.wait_for_function(
+        "document.querySelector('[data-testid=count-sent]').innerText === '4'", timeout=15_000
+    )
+    assert page.get_by_test_id("campaign-status").inner_text() == "completed"
+    screenshot(page, "campaign-completed", backend)
+    assert page.watcher.errors == []

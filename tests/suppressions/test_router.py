@@ -24,7 +24,8 @@ def test_add_normalises_and_readding_returns_the_entry(client: ApiClient, db: Se
     assert response.status_code == 201, response.text
     body = response.json()
     assert set(body) == {"id", "address", "reason", "createdAt"}
-    assert (body["address"], body["reason"]) == ("Bob@example.com", "bounce")
+    # Stored as the suppression key: normalised, then lower-cased whole (contacts.normalize).
+    assert (body["address"], body["reason"]) == ("bob@example.com", "bounce")
     again = client.post("/v1/suppressions", json={"address": "Bob@example.COM"}, headers=headers)
     assert again.status_code == 200
     assert again.json() == body

@@ -47,7 +47,7 @@ def read_recipients(session: Session, org_id: str, audience_id: str, channel: st
         .join(Contact, Contact.id == AudienceMember.contact_id)
         .outerjoin(
             Suppression,
-            and_(org_filter(Suppression, org_id), Suppression.address == address),
+            and_(org_filter(Suppression, org_id), Suppression.address == func.lower(address)),
         )
         .where(
             AudienceMember.audience_id == audience_id,

@@ -81,3 +81,11 @@ def normalize_phone(raw: str) -> str:
 def normalize_address(raw: str) -> str:
     """An email if it has an ``@``, else a phone (the suppression list holds both)."""
     return normalize_email(raw) if "@" in raw else normalize_phone(raw)
+
+
+def suppression_key(address: str) -> str:
+    """How an address is stored on, and matched against, the suppression list: its normalised
+    form, lower-cased whole. Contacts keep the local part as written (it may be case-sensitive),
+    but nearly every mailbox treats ``Alice@`` and ``alice@`` alike, and a suppression must never
+    miss because of case: sending to someone who unsubscribed is the worse error."""
+    return address.lower()

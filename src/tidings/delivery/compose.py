@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from tidings.contacts.normalize import suppression_key
 from tidings.delivery.render import TemplateRenderFailed, render_message, template_variables
 from tidings.delivery.store import BatchContext, CampaignSnapshot, ClaimedMessage
 from tidings.delivery.tokens import unsubscribe_url
@@ -41,7 +42,7 @@ def compose(
     campaign = context.campaigns.get(message.campaign_id)
     if campaign is None or campaign.status == "cancelled":
         return Skip("cancelled", "the campaign was cancelled")
-    if (message.org_id, message.to_address) in context.suppressed:
+    if (message.org_id, suppression_key(message.to_address)) in context.suppressed:
         return Skip("suppressed", "the address is on the suppression list")
     contact = context.contacts.get((message.org_id, message.contact_id))
     if contact is None:

@@ -36,6 +36,7 @@ from sqlalchemy import (
     update,
 )
 
+from tidings.contacts.normalize import suppression_key
 from tidings.delivery.render import ContactData
 from tidings.delivery.suppress import add_suppressions
 from tidings.models import Campaign, Contact, Message, Suppression
@@ -193,7 +194,8 @@ class SqlStore:
             ).all()
             suppressed_rows = connection.execute(
                 select(suppressions.c.org_id, suppressions.c.address).where(
-                    suppressions.c.org_id.in_(org_ids), suppressions.c.address.in_(addresses)
+                    suppressions.c.org_id.in_(org_ids),
+                    suppressions.c.address.in_([suppression_key(a) for a in addresses]),
                 )
             ).all()
         return BatchContext(

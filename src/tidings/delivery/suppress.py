@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from tidings.contacts.normalize import suppression_key
 from tidings.ids import new_id
 from tidings.models import Suppression
 
@@ -29,7 +30,7 @@ def add_suppressions(
         {
             "id": new_id("sup"),
             "org_id": org,
-            "address": address,
+            "address": suppression_key(address),
             "reason": reason,
             "created_at": now,
         }

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from tidings.audit.service import record_event
 from tidings.auth import Principal
-from tidings.contacts.normalize import InvalidAddress, normalize_address
+from tidings.contacts.normalize import InvalidAddress, normalize_address, suppression_key
 from tidings.errors import NotFound, ValidationFailed
 from tidings.ids import new_id
 from tidings.models import Suppression
@@ -31,7 +31,7 @@ class InvalidSuppressionAddress(ValidationFailed):
 
 def normalized(address: str) -> str:
     try:
-        return normalize_address(address)
+        return suppression_key(normalize_address(address))
     except InvalidAddress as exc:
         raise InvalidSuppressionAddress(str(exc), details={"field": "address"}) from None
 
