@@ -34,7 +34,8 @@ def list_contacts(
 ) -> Page[ContactOut]:
     """Contacts of your organization, newest first."""
     stmt = service.list_contacts_stmt(principal.org_id, search)
-    return paginate(session, stmt, paging, contact_out)
+    searching = bool((search or "").strip())
+    return paginate(session, stmt, paging, contact_out, count_with_page=searching)
 
 
 @router.post(
