@@ -106,9 +106,8 @@ def list_members(
     audience = service.get_audience(session, principal.org_id, audience_id)
     stmt = service.members_stmt(audience, search)
     # Without a search the maintained count is the total: no COUNT over the membership table.
-    searching = bool((search or "").strip())
-    total = None if searching else audience.contact_count
-    return paginate(session, stmt, paging, contact_out, total=total, count_with_page=searching)
+    total = None if (search or "").strip() else audience.contact_count
+    return paginate(session, stmt, paging, contact_out, total=total)
 
 
 @router.post(

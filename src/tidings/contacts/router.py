@@ -34,8 +34,7 @@ def list_contacts(
 ) -> Page[ContactOut]:
     """Contacts of your organization, newest first."""
     stmt = service.list_contacts_stmt(principal.org_id, search)
-    searching = bool((search or "").strip())
-    return paginate(session, stmt, paging, contact_out, count_with_page=searching)
+    return paginate(session, stmt, paging, contact_out)
 
 
 @router.post(
