@@ -221,8 +221,8 @@ def test_list_is_newest_first_and_paginated(client: ApiClient, headers: dict[str
 def test_search_pages_carry_the_total_of_matches(
     client: ApiClient, headers: dict[str, str]
 ) -> None:
-    """A search reads its page and its total in one statement; past the last page it still
-    answers the true total with no data, and a search that matches nothing totals 0."""
+    """The total of a search counts its matches on every page; past the last page it is still
+    the true total with no data, and a search that matches nothing totals 0."""
     for i in range(5):
         payload = {"email": f"m{i}@example.com", "name": f"Match {i}"}
         assert client.post("/v1/contacts", headers=headers, json=payload).status_code == 201
