@@ -7,9 +7,11 @@ the second). The OpenAPI document describes ``/v1``; ``/api/v1`` is the same API
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
@@ -25,6 +27,7 @@ from tidings.dashboard.routes import router as dashboard_router
 from tidings.dashboard.send_drawer import router as send_drawer_router
 from tidings.db import get_engine
 from tidings.delivery.unsubscribe import router as unsubscribe_router
+from tidings.deps import required_scopes
 from tidings.errors import ServiceUnavailable, install_error_handlers
 from tidings.imports.router import internal_router as imports_internal_router
 from tidings.imports.router import router as imports_router
@@ -54,6 +57,30 @@ def _public_api(include_in_schema: bool) -> APIRouter:
     for router in PUBLIC_ROUTERS:
         api.include_router(router)
     return api
+
+
+def _document_scopes(app: FastAPI) -> None:
+    """Adds ``x-required-scopes`` to every public operation of the OpenAPI document, derived from
+    the route's dependency tree, so the document states exactly what a key needs to call it."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        for router in PUBLIC_ROUTERS:
+            for route in router.routes:
+                if not isinstance(route, APIRoute):
+                    continue
+                operations = schema["paths"].get(f"/v1{route.path}", {})
+                for method in route.methods or ():
+                    if method.lower() in operations:
+                        operations[method.lower()]["x-required-scopes"] = list(
+                            required_scopes(route.dependant)
+                        )
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app() -> FastAPI:
@@ -92,4 +119,5 @@ def create_app() -> FastAPI:
     # Outermost first: the body limit applies before idempotency buffers a body.
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit_for)
+    _document_scopes(app)
     return app

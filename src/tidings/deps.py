@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
 from sqlalchemy.orm import Session
 
 from tidings.auth import (
@@ -75,6 +76,7 @@ def require_scope(scope: str) -> Callable[..., Principal]:
         return principal
 
     dependency.__name__ = f"require_{scope.replace(':', '_')}"
+    dependency.required_scopes = (scope,)  # type: ignore[attr-defined]
     return dependency
 
 
@@ -90,7 +92,19 @@ def require_scopes(*scopes: str) -> Callable[..., Principal]:
             )
         return principal
 
+    dependency.__name__ = "require_" + "_".join(s.replace(":", "_") for s in scopes)
+    dependency.required_scopes = scopes  # type: ignore[attr-defined]
     return dependency
+
+
+def required_scopes(dependant: Dependant) -> tuple[str, ...]:
+    """The scopes a route's dependency tree demands (``require_scope(s)`` mark their dependency);
+    the OpenAPI document shows them as ``x-required-scopes`` and a test holds the routes to them."""
+    found: list[str] = []
+    for sub in dependant.dependencies:
+        found.extend(getattr(sub.call, "required_scopes", ()))
+        found.extend(required_scopes(sub))
+    return tuple(dict.fromkeys(found))
 
 
 def dashboard_principal(request: Request, session: DbSession) -> Principal | None:

@@ -155,7 +155,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     async def _database_down(_: Request, exc: OperationalError) -> JSONResponse:
-        log.warning("database unavailable: %s", exc.__class__.__name__)
+        # The driver's class names the cause (DeadlockDetected, ConnectionTimeout, ...) and
+        # carries no data, unlike the message, which may quote parameters.
+        cause = getattr(exc, "orig", None) or exc
+        log.warning("database unavailable: %s", type(cause).__name__)
         response = envelope(
             503, "service_unavailable", "The database is unavailable; retry shortly."
         )

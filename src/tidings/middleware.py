@@ -6,13 +6,14 @@ Both wrap the whole app so that every route gets them without opting in. Pure AS
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, delete, or_, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,6 +24,8 @@ from tidings.models import IdempotencyKey
 from tidings.timeutil import utcnow
 
 IDEMPOTENT_PREFIXES = ("/v1/", "/api/v1/", "/api/internal/")
+# Far longer than any request may run (imports and sends are bounded to 10,000 rows).
+ABANDONED_AFTER = timedelta(minutes=10)
 
 
 class _BodyTooLarge(Exception):
@@ -73,19 +76,29 @@ class BodyLimitMiddleware:
             await _send_json(send, 413, _error_body(413, "payload_too_large", message))
             return
         received = 0
+        exceeded = False
         started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             msg = await receive()
             if msg["type"] == "http.request":
                 received += len(msg.get("body", b""))
                 if received > limit:
+                    exceeded = True
                     raise _BodyTooLarge
             return msg
 
         async def tracking_send(msg: Message) -> None:
+            # Frameworks catch errors raised while reading a body and answer them themselves
+            # (FastAPI: 400 "error parsing the body"); once the limit was passed, the answer is
+            # the 413 whatever the app makes of it.
             nonlocal started
+            if exceeded:
+                if msg["type"] == "http.response.start" and not started:
+                    started = True
+                    await _send_json(send, 413, _error_body(413, "payload_too_large", message))
+                return
             if msg["type"] == "http.response.start":
                 started = True
             await send(msg)
@@ -104,14 +117,24 @@ def _read_claim(owner: str, key: str) -> IdempotencyKey | None:
 
 def _claim(owner: str, key: str, request_hash: str) -> IdempotencyKey | None:
     """Claims the key for this request; returns the existing record when someone holds it already.
-    Records older than the retention window are forgotten first."""
+    Records older than the retention window are forgotten first, and so are claims still "in
+    progress" after ``ABANDONED_AFTER``: their request died with its process, or the database
+    went away before the answer could be recorded; without this the key would answer 409 until
+    the retention window ran out."""
+    now = utcnow()
     ttl = timedelta(hours=get_settings().idempotency_ttl_hours)
     with session_scope() as session:
         session.execute(
             delete(IdempotencyKey).where(
                 IdempotencyKey.owner == owner,
                 IdempotencyKey.key == key,
-                IdempotencyKey.created_at < utcnow() - ttl,
+                or_(
+                    IdempotencyKey.created_at < now - ttl,
+                    and_(
+                        IdempotencyKey.status_code.is_(None),
+                        IdempotencyKey.created_at < now - ABANDONED_AFTER,
+                    ),
+                ),
             )
         )
     try:
@@ -123,11 +146,15 @@ def _claim(owner: str, key: str, request_hash: str) -> IdempotencyKey | None:
 
 
 def _finish(owner: str, key: str, status: int, body: bytes) -> None:
+    """One UPDATE, no read first: on SQLite a transaction that reads and then writes fails at once
+    (SQLITE_BUSY_SNAPSHOT) when another connection wrote in between, which left the claim
+    "in progress" under concurrent retries; a write-first transaction waits for the lock."""
     with session_scope() as session:
-        record = session.get(IdempotencyKey, (owner, key))
-        if record is not None:
-            record.status_code = status
-            record.response_body = body.decode("utf-8", errors="replace")
+        session.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.owner == owner, IdempotencyKey.key == key)
+            .values(status_code=status, response_body=body.decode("utf-8", errors="replace"))
+        )
 
 
 def _release(owner: str, key: str) -> None:
@@ -190,7 +217,21 @@ class IdempotencyMiddleware:
         digest.update(body)
         request_hash = digest.hexdigest()
 
-        existing = await run_in_threadpool(_claim, owner, key, request_hash)
+        try:
+            existing = await run_in_threadpool(_claim, owner, key, request_hash)
+        except (OperationalError, DBAPIError) as exc:
+            if isinstance(exc, OperationalError) or exc.connection_invalidated:
+                # Outside the routes, so the app's 503 handler cannot see it: answer it here.
+                await _send_json(
+                    send,
+                    503,
+                    _error_body(
+                        503, "service_unavailable", "The database is unavailable; retry shortly."
+                    ),
+                    [(b"retry-after", b"1")],
+                )
+                return
+            raise
         if existing is not None:
             await _answer_existing(send, existing, request_hash)
             return
@@ -201,6 +242,7 @@ class IdempotencyMiddleware:
     ) -> None:
         status = 500
         chunks: list[bytes] = []
+        held: list[Message] = []
         delivered = False
 
         async def replay_receive() -> Message:
@@ -210,23 +252,31 @@ class IdempotencyMiddleware:
             delivered = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        async def capturing_send(msg: Message) -> None:
+        async def holding_send(msg: Message) -> None:
+            # Held back until the answer is recorded: a client that has its answer and retries
+            # at once must get the replay, not "still in progress" (API answers are small).
             nonlocal status
             if msg["type"] == "http.response.start":
                 status = msg["status"]
             elif msg["type"] == "http.response.body":
                 chunks.append(msg.get("body", b""))
-            await send(msg)
+            held.append(msg)
 
         try:
-            await self.app(scope, replay_receive, capturing_send)
+            await self.app(scope, replay_receive, holding_send)
         except BaseException:
-            await run_in_threadpool(_release, owner, key)
+            with contextlib.suppress(DBAPIError):
+                await run_in_threadpool(_release, owner, key)
             raise
-        if status >= 500:
-            await run_in_threadpool(_release, owner, key)
-        else:
-            await run_in_threadpool(_finish, owner, key, status, b"".join(chunks))
+        # If recording fails (the database went away after the route committed), the answer
+        # still goes out; the claim stays "in progress" and is reclaimed after ABANDONED_AFTER.
+        with contextlib.suppress(DBAPIError):
+            if status >= 500:
+                await run_in_threadpool(_release, owner, key)
+            else:
+                await run_in_threadpool(_finish, owner, key, status, b"".join(chunks))
+        for msg in held:
+            await send(msg)
 
 
 async def _answer_existing(send: Send, existing: IdempotencyKey, request_hash: str) -> None:

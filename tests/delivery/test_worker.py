@@ -374,3 +374,42 @@ def test_a_campaign_with_nothing_to_deliver_is_completed(db: Session) -> None:
         still_sending.id: "scheduled",
         cancelled.id: "cancelled",
     }
+
+
+class _Crash(BaseException):
+    """Stands in for the process dying mid-batch (kill -9): nothing after it runs."""
+
+
+def test_outcomes_are_committed_in_chunks_during_a_batch(db: Session) -> None:
+    """A worker that dies mid-batch has already recorded what the relay accepted, except the last
+    chunk: only those can be sent again when its lease expires (duplicates are bounded)."""
+    org = make_org(db)
+    people = [make_contact(db, org, email=f"p{i:02d}@example.com") for i in range(10)]
+    audience = make_audience(db, org, members=people)
+    campaign, _ = make_campaign(db, org, audience, people)
+    pushed: list[str] = []
+
+    class DiesOnTheSeventh:
+        def push(self, message: Outgoing) -> Delivered:
+            if len(pushed) == 6:
+                raise _Crash
+            pushed.append(message.to)
+            return Delivered(provider_id=f"id-{len(pushed)}")
+
+        def close(self) -> None:
+            pass
+
+    worker = Worker(
+        SqlStore(get_engine()),
+        lambda channel: DiesOnTheSeventh(),
+        Senders(email="a@b.test", sms=None),
+        WorkerOptions(lease_seconds=60, concurrency=1, record_every=4),
+    )
+    with pytest.raises(_Crash):
+        worker.run_batch()
+
+    statuses = sorted(m.status for m in _messages(db, campaign))
+    # Four accepted messages were committed as one chunk; the next two were accepted but not yet
+    # recorded, so they (and the four never pushed) still belong to the dead worker's lease.
+    assert statuses.count("sent") == 4
+    assert statuses.count("sending") == 6

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
 from tests.factories import ApiClient
-from tests.imports.helpers import post_csv, setup_import
+from tests.imports.helpers import all_contacts, post_csv, setup_import
 
 _PROPERTY = settings(
     max_examples=60,
@@ -61,3 +61,69 @@ def test_csv_like_text(client: ApiClient, db: Session, text: str, bom: bool, as_
     else:
         response = post_csv(client, setup, (("\ufeff" if bom else "") + text).encode())
     _assert_clean(response.status_code, response.json())
+
+
+# Hostile shapes: NULs anywhere, very long cells, very many columns, quotes that never close.
+_hostile_cell = st.one_of(
+    _cell,
+    st.builds(
+        lambda c, n: c * n, st.sampled_from(["a", "\x00", '"', "é", "\r"]), st.integers(1, 70_000)
+    ),
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    extra_columns=st.integers(0, 2_000),
+    cell=_hostile_cell,
+    eol=st.sampled_from(["\n", "\r\n", "\r"]),
+    bom=st.booleans(),
+)
+def test_hostile_shapes(
+    client: ApiClient, db: Session, extra_columns: int, cell: str, eol: str, bom: bool
+) -> None:
+    setup = setup_import(db)
+    header = ["email", "name", *(f"c{i}" for i in range(extra_columns))]
+    row = ["ok@example.com", cell, *([cell] * extra_columns)]
+    text = ("\ufeff" if bom else "") + eol.join([",".join(header), ",".join(row)]) + eol
+    response = post_csv(client, setup, text.encode())
+    _assert_clean(response.status_code, response.json())
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    locals_=st.lists(st.from_regex(r"[a-z]{1,8}", fullmatch=True), max_size=15),
+    names=st.lists(st.text(alphabet='ab ,"\r\n\u00e9', max_size=8), max_size=15),
+    eol=st.sampled_from(["\n", "\r\n", "\r"]),
+    bom=st.booleans(),
+)
+def test_well_formed_files_import_exactly(
+    client: ApiClient, db: Session, locals_: list[str], names: list[str], eol: str, bom: bool
+) -> None:
+    """A correct file (quoted as RFC 4180 says) imports every distinct address exactly once."""
+    setup = setup_import(db)
+    rows = [
+        (f"{local}@example.com", names[i] if i < len(names) else "")
+        for i, local in enumerate(locals_)
+    ]
+
+    def quoted(value: str) -> str:
+        return '"' + value.replace('"', '""') + '"'
+
+    lines = ["email,name", *(f"{email},{quoted(name)}" for email, name in rows)]
+    text = ("\ufeff" if bom else "") + eol.join(lines) + eol
+    response = post_csv(client, setup, text.encode())
+    assert response.status_code == 200, response.text
+    body = response.json()
+    distinct = {email for email, _ in rows}
+    assert body["received"] == len(rows) and body["invalid"] == 0
+    assert body["created"] == len(distinct) and body["contactCount"] == len(distinct)
+    assert {c.email for c in all_contacts(db, setup.org)} == distinct

@@ -161,6 +161,15 @@ def delete_contact(session: Session, actor: Principal, contact_id: str) -> None:
     same membership deletes nothing here, so no count is decremented twice.
     """
     contact = get_contact(session, actor.org_id, contact_id)
+    # The contact's audiences are locked first, in id order: the lock order of every other
+    # membership change (audience row, then memberships), so a deletion cannot deadlock with them.
+    session.execute(
+        select(Audience.id)
+        .join(AudienceMember, AudienceMember.audience_id == Audience.id)
+        .where(AudienceMember.contact_id == contact.id, org_filter(Audience, actor.org_id))
+        .order_by(Audience.id)
+        .with_for_update(of=Audience)
+    ).all()
     audience_ids = list(
         session.scalars(
             delete(AudienceMember)

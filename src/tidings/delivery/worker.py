@@ -73,6 +73,18 @@ class WorkerOptions:
     retry_base_seconds: float = 30.0
     concurrency: int = 1  # parallel transport connections per batch
     poll_seconds: float = 0.5
+    # Outcomes are committed every this many messages (or RECORD_SECONDS) of a connection, not once
+    # per batch: a worker killed after a relay accepted a message sends it again once its lease
+    # expires, so this bounds how many can arrive twice (same Message-ID) to one chunk.
+    record_every: int = 20
+
+
+RECORD_SECONDS = 0.5
+
+
+def _add_accepted(total: int, more: int) -> int:
+    """Sums ``record`` answers; -1 (the driver could not count) makes the sum unknown."""
+    return -1 if total < 0 or more < 0 else total + more
 
 
 @dataclass
@@ -155,8 +167,10 @@ class Worker:
                 )
             else:
                 work.append((message, composed))
-        results += self._deliver(work, self._send_deadline(claimed_at))
-        accepted = self.store.record(results, self.clock())
+        accepted = self.store.record(results, self.clock()) if results else 0
+        delivered, recorded = self._deliver(work, self._send_deadline(claimed_at))
+        accepted = _add_accepted(accepted, recorded)
+        results += delivered
         self.store.complete_campaigns([m.campaign_id for m in claimed], self.clock())
         tally.batches = 1
         tally.counts.update(_kind(r) for r in results)
@@ -226,7 +240,7 @@ class Worker:
 
     def _deliver(
         self, work: list[tuple[ClaimedMessage, Outgoing]], deadline: datetime
-    ) -> list[Result]:
+    ) -> tuple[list[Result], int]:
         """Push every message; with ``concurrency`` N the batch is dealt into N slices, each sent
         on its own connection(s) in its own thread (SMTP is one message at a time per
         connection, so parallel connections are what raises throughput to a relay)."""
@@ -234,14 +248,33 @@ class Worker:
             return self._deliver_slice(work, deadline)
         n = self.options.concurrency
         slices = [work[i::n] for i in range(n)]
-        parts = self._pool.map(self._deliver_slice, slices, [deadline] * n)
-        return [result for part in parts for result in part]
+        results: list[Result] = []
+        accepted = 0
+        for part, part_accepted in self._pool.map(self._deliver_slice, slices, [deadline] * n):
+            results += part
+            accepted = _add_accepted(accepted, part_accepted)
+        return results, accepted
 
     def _deliver_slice(
         self, work: list[tuple[ClaimedMessage, Outgoing]], deadline: datetime
-    ) -> list[Result]:
+    ) -> tuple[list[Result], int]:
+        """Sends one slice on its own connection(s), committing outcomes in small chunks as it
+        goes (see ``WorkerOptions.record_every``). Returns the results and how many the store
+        accepted."""
         messengers: dict[str, Messenger] = {}
         results: list[Result] = []
+        unrecorded = 0
+        accepted = 0
+        last_record = time.monotonic()
+
+        def flush() -> None:
+            nonlocal unrecorded, accepted, last_record
+            if unrecorded:
+                chunk = results[-unrecorded:]
+                accepted = _add_accepted(accepted, self.store.record(chunk, self.clock()))
+                unrecorded = 0
+            last_record = time.monotonic()
+
         try:
             for message, outgoing in work:
                 now = self.clock()
@@ -252,16 +285,24 @@ class Worker:
                             message, "scheduled", at=now, retry_at=now, metadata=message.metadata
                         )
                     )
+                    unrecorded += 1
                     continue
                 channel = "email" if isinstance(outgoing, Email) else "sms"
                 messenger = messengers.get(channel)
                 if messenger is None:
                     messenger = messengers[channel] = self.open_messenger(channel)
                 results.append(self._result(message, _push(messenger, outgoing), self.clock()))
+                unrecorded += 1
+                if (
+                    unrecorded >= self.options.record_every
+                    or time.monotonic() - last_record >= RECORD_SECONDS
+                ):
+                    flush()
         finally:
             for messenger in messengers.values():
                 messenger.close()
-        return results
+        flush()
+        return results, accepted
 
     def _result(self, message: ClaimedMessage, outcome: Outcome, at: datetime) -> Result:
         if isinstance(outcome, Delivered):
