@@ -218,6 +218,31 @@ def test_list_is_newest_first_and_paginated(client: ApiClient, headers: dict[str
     assert listed[0] == ids[-1]
 
 
+def test_search_pages_carry_the_total_of_matches(
+    client: ApiClient, headers: dict[str, str]
+) -> None:
+    """The total of a search counts its matches on every page; past the last page it is still
+    the true total with no data, and a search that matches nothing totals 0."""
+    for i in range(5):
+        payload = {"email": f"m{i}@example.com", "name": f"Match {i}"}
+        assert client.post("/v1/contacts", headers=headers, json=payload).status_code == 201
+    other = {"email": "z@example.com", "name": "Other"}
+    assert client.post("/v1/contacts", headers=headers, json=other).status_code == 201
+
+    def page(number: int, term: str = "match") -> dict[str, object]:
+        params = {"search": term, "limit": 2, "page": number}
+        response = client.get("/v1/contacts", headers=headers, params=params)
+        assert response.status_code == 200
+        return dict(response.json())
+
+    first, last, past = page(1), page(3), page(4)
+    assert (first["total"], first["totalPages"], len(first["data"])) == (5, 3, 2)  # type: ignore[arg-type]
+    assert (last["total"], len(last["data"])) == (5, 1)  # type: ignore[arg-type]
+    assert (past["total"], past["data"]) == (5, [])
+    assert (page(1, "nobody")["total"], page(1, "nobody")["data"]) == (0, [])
+    assert page(10**17)["data"] == []
+
+
 def test_deleting_a_contact_updates_each_audience_count(
     client: ApiClient, headers: dict[str, str], db: Session, org: Organization
 ) -> None:

@@ -58,7 +58,8 @@ def read_recipients(session: Session, org_id: str, audience_id: str, channel: st
         .order_by(Contact.id)
     )
     recipients = Recipients()
-    for contact_id, to, suppression_id in session.execute(stmt):
+    # Through the Core connection: plain rows, without the ORM's per-row result processing.
+    for contact_id, to, suppression_id in session.connection().execute(stmt):
         recipients.total += 1
         if not to:
             recipients.skipped += 1

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tidings.ids import new_id
+from tidings.ids import new_ids
 from tidings.imports.csv import ContactRow, RowError
 
 
@@ -44,6 +44,8 @@ def plan_rows(
     by_phone = {c.phone: c for c in existing if c.phone}
     touched: dict[str, PlannedContact] = {}
     conflicts: list[RowError] = []
+    # At most one new contact per row: their ids from one random read, not one per contact.
+    fresh_ids = iter(new_ids("con", len(rows)))
     for row in rows:
         email_match = by_email.get(row.email) if row.email else None
         phone_match = by_phone.get(row.phone) if row.phone else None
@@ -57,7 +59,7 @@ def plan_rows(
                 )
             )
             continue
-        contact = email_match or phone_match or PlannedContact(new_id("con"), None, None, None)
+        contact = email_match or phone_match or PlannedContact(next(fresh_ids), None, None, None)
         _apply(contact, row)
         if row.email:
             by_email[row.email] = contact

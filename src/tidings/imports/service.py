@@ -114,8 +114,12 @@ def _write(
     try:
         store.update_contacts(session, org_id, changed, now, postgres)
         store.insert_contacts(session, org_id, new, now)
-        added = store.add_members(
-            session, org_id, audience.id, [c.id for c in contacts], now, postgres
+        # Contacts created just now cannot be members yet: their memberships are a plain bulk
+        # write (COPY), and only existing contacts go through INSERT ... ON CONFLICT DO NOTHING,
+        # whose per-row speculative insertion was a third of a 10,000-row import on PostgreSQL.
+        store.insert_members(session, org_id, audience.id, [c.id for c in new], now)
+        added = len(new) + store.add_members(
+            session, org_id, audience.id, [c.id for c in contacts if c.existing], now, postgres
         )
         contact_count = store.grow_contact_count(session, audience, added, now)
     except (IntegrityError, psycopg.IntegrityError, sqlite3.IntegrityError) as exc:

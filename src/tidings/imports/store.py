@@ -179,6 +179,19 @@ def insert_contacts(
     )
 
 
+def insert_members(
+    session: Session, org_id: str, audience_id: str, contact_ids: Sequence[str], now: datetime
+) -> None:
+    """Memberships of contacts that cannot be members yet (created in this transaction), through
+    ``bulk_insert``: no conflict to check, so no ``ON CONFLICT`` machinery per row."""
+    bulk_insert(
+        session,
+        MEMBERS,
+        ("audience_id", "contact_id", "org_id", "created_at"),
+        ((audience_id, contact_id, org_id, now) for contact_id in contact_ids),
+    )
+
+
 def add_members(
     session: Session,
     org_id: str,
