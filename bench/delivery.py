@@ -37,23 +37,10 @@ from tidings.config import get_settings
 from tidings.db import bulk_insert, reset_engine
 from tidings.ids import new_id, new_ids
 from tidings.models import Campaign, Message
+from tidings.campaigns.service import MESSAGE_COLUMNS
 from tidings.timeutil import utcnow
 
 FILE_TARGET, SMTP_TARGET, LATENESS_P99_S = 3_000, 1_000, 1.0
-MESSAGE_COLUMNS = (
-    "id",
-    "org_id",
-    "campaign_id",
-    "contact_id",
-    "channel",
-    "to_address",
-    "status",
-    "scheduled_at",
-    "metadata",
-    "attempt",
-    "created_at",
-    "updated_at",
-)
 
 
 def run(backend: env.Backend, n: int, ramp_seconds: int, repeat: int = 2) -> list[Result]:
