@@ -33,11 +33,11 @@ from sqlalchemy import text
 
 from bench import env
 from bench.harness import Result, percentile, summarise, time_runs
+from tidings.campaigns.service import MESSAGE_COLUMNS
 from tidings.config import get_settings
 from tidings.db import bulk_insert, reset_engine
 from tidings.ids import new_id, new_ids
 from tidings.models import Campaign, Message
-from tidings.campaigns.service import MESSAGE_COLUMNS
 from tidings.timeutil import utcnow
 
 FILE_TARGET, SMTP_TARGET, LATENESS_P99_S = 3_000, 1_000, 1.0
