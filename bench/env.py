@@ -9,7 +9,6 @@ tests running in parallel.
 from __future__ import annotations
 
 import os
-import secrets
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from tidings import scratch
 from tidings.app import create_app
 from tidings.auth import ALL_SCOPES, create_api_key
 from tidings.config import get_settings
@@ -72,14 +72,7 @@ class Backend:
 
 
 def postgres_unreachable() -> str | None:
-    try:
-        engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        engine.dispose()
-        return None
-    except Exception as exc:  # any failure to connect is the reason to report
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return scratch.postgres_unreachable(POSTGRES_URL)
 
 
 @contextmanager
@@ -91,18 +84,11 @@ def database(name: str) -> Iterator[Backend]:
             with _configured(name, url, Path(directory)) as backend:
                 yield backend
             return
-        db_name = f"tidings_bench_{secrets.token_hex(6)}"
-        admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{db_name}"'))
-        try:
-            url = make_url(POSTGRES_URL).set(database=db_name).render_as_string(hide_password=False)
-            with _configured(name, url, Path(directory)) as backend:
-                yield backend
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
-            admin.dispose()
+        with (
+            scratch.scratch_database(POSTGRES_URL, "tidings_bench") as url,
+            _configured(name, url, Path(directory)) as backend,
+        ):
+            yield backend
 
 
 @contextmanager

@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine, func, select
 
 from bench.harness import percentile
+from tidings.scratch import create_database, drop_database
 
 POSTGRES_URL = os.environ.get(
     "TIDINGS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -46,27 +46,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _create_database() -> str:
-    name = f"tidings_soak_{secrets.token_hex(4)}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_database(url: str) -> None:
-    name = make_url(url).database
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(
-            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-            {"n": name},
-        )
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
 
 
 def _seed(url: str) -> str:
@@ -289,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     bin_dir = Path(sys.executable).parent
-    url = _create_database()
+    url = create_database(POSTGRES_URL, "tidings_soak")
     processes: list[subprocess.Popen[bytes]] = []
     try:
         key = _seed(url)
@@ -359,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
                 process.wait(30)
             except subprocess.TimeoutExpired:
                 process.kill()
-        _drop_database(url)
+        drop_database(POSTGRES_URL, url)
 
     _print(report)
     if args.json:

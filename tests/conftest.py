@@ -11,7 +11,6 @@ unreachable server skips the PostgreSQL half with the reason; with ``CI=true`` i
 from __future__ import annotations
 
 import os
-import secrets
 import socket
 import tempfile
 import threading
@@ -22,7 +21,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -31,6 +30,7 @@ from tidings.config import get_settings
 from tidings.db import get_engine, new_session, reset_engine
 from tidings.migrations import upgrade
 from tidings.models import Base
+from tidings.scratch import create_database, drop_database, postgres_unreachable
 
 POSTGRES_URL = os.environ.get(
     "TIDINGS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -40,40 +40,10 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 os.environ.setdefault("TIDINGS_ENVIRONMENT", "test")
 
 
-def _postgres_reachable() -> str | None:
-    try:
-        engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        engine.dispose()
-        return None
-    except Exception as exc:  # any failure to connect is the reason to report
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-
-
 @pytest.fixture(scope="session")
 def _scratch_dir() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="tidings-test-") as directory:
         yield Path(directory)
-
-
-def _create_postgres_database() -> tuple[str, Any]:
-    name = f"tidings_test_{secrets.token_hex(6)}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    return url, (admin, name)
-
-
-def _drop_postgres_database(admin: Any, name: str) -> None:
-    with admin.connect() as connection:
-        connection.execute(
-            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-            {"n": name},
-        )
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
@@ -81,20 +51,20 @@ def database_url(request: pytest.FixtureRequest, _scratch_dir: Path) -> Iterator
     """A migrated database for this backend, used by every test of the session on that backend."""
     if request.param == "sqlite":
         url = f"sqlite:///{_scratch_dir / 'tidings.db'}"
-        cleanup = None
+        cleanup = False
     else:
-        reason = _postgres_reachable()
+        reason = postgres_unreachable(POSTGRES_URL)
         if reason is not None:
             message = f"PostgreSQL unreachable at {POSTGRES_URL} ({reason})"
             if IN_CI:
                 pytest.fail(f"{message}; CI requires it", pytrace=False)
             pytest.skip(f"{message}; set TIDINGS_TEST_POSTGRES_URL or start the server")
-        url, cleanup = _create_postgres_database()
+        url, cleanup = create_database(POSTGRES_URL, "tidings_test"), True
     upgrade(url)
     yield url
     reset_engine()
-    if cleanup is not None:
-        _drop_postgres_database(*cleanup)
+    if cleanup:
+        drop_database(POSTGRES_URL, url)
 
 
 @pytest.fixture
