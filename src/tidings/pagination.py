@@ -18,6 +18,7 @@ T = TypeVar("T")
 Row = TypeVar("Row")
 
 MAX_LIMIT = 100
+MAX_OFFSET = 2**62  # below the 64-bit OFFSET both backends accept
 
 
 class PageParams(BaseModel):
@@ -55,18 +56,30 @@ def paginate(
     total: int | None = None,
 ) -> Page[T]:
     """Run ``stmt`` (already ordered) for one page. ``total`` may be passed when it is known without
-    counting (e.g. an audience's maintained ``contact_count``)."""
-    if total is None:
-        total = (
-            session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-        )
-    # A page past the end is empty without asking the database, which also keeps an absurd page
-    # number from overflowing OFFSET (a 500 on both backends).
-    rows: Sequence[Any] = (
-        session.scalars(stmt.limit(params.limit).offset(params.offset)).all()
-        if params.offset < total
-        else []
-    )
+    counting (e.g. an audience's maintained ``contact_count``).
+
+    Otherwise the page and its total come from one statement (the count as an uncorrelated scalar
+    subquery, which both backends evaluate once): one round trip, and a search's materialized
+    matches (``contacts.service.newest_first``) are found once for both.
+    """
+    offset = params.offset
+    if offset > MAX_OFFSET or (total is not None and offset >= total):
+        # A page past the end is empty without asking; an absurd page number would also overflow
+        # OFFSET (a 500 on both backends).
+        return _page([], total if total is not None else _count(session, stmt), params, serialize)
+    if total is not None:
+        rows = session.scalars(stmt.limit(params.limit).offset(offset)).all()
+        return _page(rows, total, params, serialize)
+    counted = select(func.count()).select_from(stmt.order_by(None).subquery()).scalar_subquery()
+    pairs = session.execute(stmt.add_columns(counted).limit(params.limit).offset(offset)).all()
+    if pairs:
+        return _page([row for row, _ in pairs], pairs[0][1], params, serialize)
+    return _page([], 0 if offset == 0 else _count(session, stmt), params, serialize)
+
+
+def _page(
+    rows: Sequence[Any], total: int, params: PageParams, serialize: Callable[[Any], T]
+) -> Page[T]:
     return Page(
         data=[serialize(row) for row in rows],
         total=total,
@@ -74,3 +87,9 @@ def paginate(
         limit=params.limit,
         totalPages=math.ceil(total / params.limit),
     )
+
+
+def _count(session: Session, stmt: Select[Any]) -> int:
+    """How many rows ``stmt`` returns (for a page past the end, which has no row to carry it)."""
+    counted = select(func.count()).select_from(stmt.order_by(None).subquery())
+    return session.scalar(counted) or 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -241,6 +242,27 @@ def test_search_pages_carry_the_total_of_matches(
     assert (past["total"], past["data"]) == (5, [])
     assert (page(1, "nobody")["total"], page(1, "nobody")["data"]) == (0, [])
     assert page(10**17)["data"] == []
+
+
+def test_search_is_newest_first_and_a_full_last_page_is_counted(
+    client: ApiClient, headers: dict[str, str]
+) -> None:
+    """A page shorter than ``limit`` ends the list (its total needs no count); a full one may
+    not, so a search matching exactly two pages still totals its matches on each of them."""
+    ids = []
+    for i in range(4):
+        payload = {"email": f"even{i}@example.com", "name": f"Even {i}"}
+        ids.append(client.post("/v1/contacts", headers=headers, json=payload).json()["id"])
+    client.post("/v1/contacts", headers=headers, json={"email": "odd@example.com"})
+
+    def page(number: int) -> dict[str, Any]:
+        params = {"search": "EVEN", "limit": 2, "page": number}
+        return dict(client.get("/v1/contacts", headers=headers, params=params).json())
+
+    first, second, past = page(1), page(2), page(3)
+    assert [p["total"] for p in (first, second, past)] == [4, 4, 4]
+    assert [c["id"] for c in first["data"] + second["data"]] == ids[::-1]
+    assert past["data"] == [] and second["totalPages"] == 2
 
 
 def test_deleting_a_contact_updates_each_audience_count(

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from tidings.audit.service import record_event
 from tidings.auth import Principal
-from tidings.contacts.service import contacts_in_org, search_filter
+from tidings.contacts.service import contacts_in_org, newest_first
 from tidings.db import is_postgres
 from tidings.errors import Conflict, NotFound, ValidationFailed
 from tidings.ids import new_id
@@ -209,7 +209,7 @@ def members_stmt(audience: Audience, search: str | None) -> Select[Any]:
         .join(AudienceMember, AudienceMember.contact_id == Contact.id)
         .where(AudienceMember.audience_id == audience.id)
     )
-    return _searched(stmt, search)
+    return newest_first(stmt, search)
 
 
 def available_stmt(audience: Audience, search: str | None) -> Select[Any]:
@@ -217,14 +217,7 @@ def available_stmt(audience: Audience, search: str | None) -> Select[Any]:
     is_member = exists().where(
         AudienceMember.audience_id == audience.id, AudienceMember.contact_id == Contact.id
     )
-    return _searched(for_org(Contact, audience.org_id).where(~is_member), search)
-
-
-def _searched(stmt: Select[Any], search: str | None) -> Select[Any]:
-    condition = search_filter(search)
-    if condition is not None:
-        stmt = stmt.where(condition)
-    return stmt.order_by(Contact.created_at.desc(), Contact.id)
+    return newest_first(for_org(Contact, audience.org_id).where(~is_member), search)
 
 
 def _checked_ids(contact_ids: list[str]) -> list[str]:

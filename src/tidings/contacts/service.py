@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, or_, select, update
+from sqlalchemy import ColumnElement, Select, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from tidings.audit.service import record_event
 from tidings.auth import Principal
@@ -91,12 +91,29 @@ def _flush_unique(session: Session) -> None:
         raise ContactExists("A contact with this email or phone exists already.") from None
 
 
-def list_contacts_stmt(org_id: str, search: str | None) -> Any:
-    stmt = for_org(Contact, org_id)
+def newest_first(stmt: Select[Any], search: str | None) -> Select[Any]:
+    """``stmt`` (an organization's contacts, perhaps joined to a membership), narrowed to
+    ``search`` and ordered newest first: the one shape of every contact list.
+
+    With a term, every match is collected first (a MATERIALIZED CTE,
+    found through the trigram indexes on PostgreSQL), and only those are sorted. Left to choose,
+    PostgreSQL would walk ``ix_contacts_org_id_created_at`` and filter, betting on its estimate of
+    how many contacts match; an ILIKE estimate comes from the column's histogram and is often off
+    a hundredfold, and where the matches are few, old, or (for an audience) rarely members, that
+    walk reads the whole organization: 1.8 s instead of 5 ms at a million contacts
+    (``bench/listing.py``). Collecting first costs a broad term (a tenth of the organization) a
+    sort of its matches, which its exact ``total`` has to read anyway.
+    """
     condition = search_filter(search)
-    if condition is not None:
-        stmt = stmt.where(condition)
-    return stmt.order_by(Contact.created_at.desc(), Contact.id)
+    if condition is None:
+        return stmt.order_by(Contact.created_at.desc(), Contact.id)
+    matches = stmt.where(condition).cte("matches").prefix_with("MATERIALIZED")
+    contact = aliased(Contact, matches)
+    return select(contact).order_by(contact.created_at.desc(), contact.id)
+
+
+def list_contacts_stmt(org_id: str, search: str | None) -> Select[Any]:
+    return newest_first(for_org(Contact, org_id), search)
 
 
 def get_contact(session: Session, org_id: str, contact_id: str) -> Contact:
