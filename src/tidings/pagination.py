@@ -30,7 +30,7 @@ class PageParams(BaseModel):
         return (self.page - 1) * self.limit
 
 
-def page_params(
+async def page_params(
     page: Annotated[int, Query(ge=1, description="Page number (default: 1)")] = 1,
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description="Items per page (default: 20, max: 100)")
