@@ -268,16 +268,10 @@ def _unsent(backend: env.Backend) -> int:
         return int(connection.execute(query).scalar_one())
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def smtp_sink() -> Iterator[str]:
     """aiosmtpd's own discarding Sink, in a separate process so it does not share our GIL."""
-    port = _free_port()
+    port = env.free_port()
     command = [sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink"]
     process = subprocess.Popen(
         [*command, "-l", f"127.0.0.1:{port}"],

@@ -9,7 +9,11 @@ tests running in parallel.
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
@@ -122,6 +127,49 @@ def _configured(name: str, url: str, directory: Path) -> Iterator[Backend]:
 
 def client() -> TestClient:
     return TestClient(create_app())
+
+
+@dataclass
+class Server:
+    base: str  # http://127.0.0.1:<port>
+    process: subprocess.Popen[bytes]
+
+
+@contextmanager
+def served() -> Iterator[Server]:
+    """A real ``tidings serve`` process on a free port, on the configured database: what a user
+    runs, with its HTTP server and event loop, for figures an in-process client would blur."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "tidings"), "serve", "--port", str(port)],
+        env={**os.environ},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_ready(base)
+        yield Server(base, process)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_ready(base: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError("tidings serve did not answer /healthz within 30 s")
 
 
 @dataclass

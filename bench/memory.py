@@ -9,12 +9,7 @@ one import and one send); it is reported, not judged.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import psutil
@@ -31,31 +26,18 @@ def run(backend: env.Backend, rows: int, rounds: int) -> list[Result]:
     env.make_template(backend, org)
     send_to, import_to = env.make_audiences(backend, org, 2, prefix="memory")
     env.load_contacts(backend, org, rows, [send_to], tag="m")
-    port = _free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "tidings"), "serve", "--port", str(port)],
-        env={**os.environ},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        _wait_ready(base)
-        process = psutil.Process(server.pid)
-        with httpx.Client(base_url=base, timeout=120) as client:
-            one_round = _round_runner(client, org, send_to, import_to, rows)
-            one_round(0)
-            warm = _rss_mib(process)
-            marks: dict[int, float] = {}
-            started = time.perf_counter()
-            for i in range(1, rounds + 1):
-                one_round(i)
-                if i in (rounds // 2, rounds):
-                    marks[i] = _rss_mib(process)
-            per_round_ms = (time.perf_counter() - started) * 1000 / rounds
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with env.served() as server, httpx.Client(base_url=server.base, timeout=120) as client:
+        process = psutil.Process(server.process.pid)
+        one_round = _round_runner(client, org, send_to, import_to, rows)
+        one_round(0)
+        warm = _rss_mib(process)
+        marks: dict[int, float] = {}
+        started = time.perf_counter()
+        for i in range(1, rounds + 1):
+            one_round(i)
+            if i in (rounds // 2, rounds):
+                marks[i] = _rss_mib(process)
+        per_round_ms = (time.perf_counter() - started) * 1000 / rounds
     half, full = marks[rounds // 2], marks[rounds]
     growth = full - half
     return [
@@ -102,20 +84,3 @@ def _round_runner(client: httpx.Client, org: env.Org, send_to: str, import_to: s
 
 def _rss_mib(process: psutil.Process) -> float:
     return float(process.memory_info().rss) / 2**20
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_ready(base: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError("tidings serve did not answer /healthz within 30 s")
