@@ -95,14 +95,14 @@ def newest_first(stmt: Select[Any], search: str | None) -> Select[Any]:
     """``stmt`` (an organization's contacts, perhaps joined to a membership), narrowed to
     ``search`` and ordered newest first: the one shape of every contact list.
 
-    With a term, every match is collected first (a MATERIALIZED CTE,
-    found through the trigram indexes on PostgreSQL), and only those are sorted. Left to choose,
-    PostgreSQL would walk ``ix_contacts_org_id_created_at`` and filter, betting on its estimate of
-    how many contacts match; an ILIKE estimate comes from the column's histogram and is often off
-    a hundredfold, and where the matches are few, old, or (for an audience) rarely members, that
-    walk reads the whole organization: 1.8 s instead of 5 ms at a million contacts
-    (``bench/listing.py``). Collecting first costs a broad term (a tenth of the organization) a
-    sort of its matches, which its exact ``total`` has to read anyway.
+    With a term, every match is collected first (a MATERIALIZED CTE, found through the trigram
+    indexes on PostgreSQL) and only those are sorted. Left to choose, PostgreSQL would walk
+    ``ix_contacts_org_id_created_at`` and filter, betting on its estimate of how many contacts
+    match; an ILIKE estimate comes from the column's histogram and is often off a hundredfold, and
+    where the matches are few, old, or (for an audience) rarely members, that walk reads the whole
+    organization: 1.8 s instead of 5 ms at a million contacts (``bench/listing.py``). Collecting
+    first costs a broad term (a tenth of the organization) a sort of its matches, which its exact
+    ``total`` has to read anyway.
     """
     condition = search_filter(search)
     if condition is None:
