@@ -6,7 +6,7 @@ The session commits after the route returns and *before* the response is sent
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -72,7 +72,7 @@ def api_principal(request: Request, session: DbSession) -> Principal:
     return principal
 
 
-def require_scope(scope: str) -> Callable[..., Principal]:
+def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits an API key holding ``scope`` (``write:X`` implies ``read:X``)."""
 
     async def dependency(principal: Annotated[Principal, Depends(api_principal)]) -> Principal:
@@ -85,7 +85,7 @@ def require_scope(scope: str) -> Callable[..., Principal]:
     return dependency
 
 
-def require_scopes(*scopes: str) -> Callable[..., Principal]:
+def require_scopes(*scopes: str) -> Callable[..., Awaitable[Principal]]:
     """Like ``require_scope`` for routes that need several (e.g. import: audiences and contacts)."""
 
     async def dependency(principal: Annotated[Principal, Depends(api_principal)]) -> Principal:
