@@ -244,11 +244,11 @@ def test_search_pages_carry_the_total_of_matches(
     assert page(10**17)["data"] == []
 
 
-def test_search_is_newest_first_and_a_full_last_page_is_counted(
+def test_search_is_newest_first_and_every_page_carries_the_total(
     client: ApiClient, headers: dict[str, str]
 ) -> None:
-    """A page shorter than ``limit`` ends the list (its total needs no count); a full one may
-    not, so a search matching exactly two pages still totals its matches on each of them."""
+    """A page and its total come from one statement; the page past the end has no row to carry
+    the total, which is then counted on its own. Matches are ordered newest first."""
     ids = []
     for i in range(4):
         payload = {"email": f"even{i}@example.com", "name": f"Even {i}"}
