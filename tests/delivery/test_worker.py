@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import email
 import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from email import policy
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from tests.delivery.conftest import SmtpSink, drain, fresh
 from tests.factories import make_audience, make_campaign, make_contact, make_org
 from tidings.config import get_settings
 from tidings.db import get_engine
-from tidings.delivery.compose import Senders
-from tidings.delivery.store import SqlStore
+from tidings.delivery.compose import Senders, compose
+from tidings.delivery.store import Result, SqlStore
 from tidings.delivery.transports.base import Delivered, Outgoing
 from tidings.delivery.transports.file import directory_of
 from tidings.delivery.worker import Worker, WorkerOptions
@@ -413,3 +415,58 @@ def test_outcomes_are_committed_in_chunks_during_a_batch(db: Session) -> None:
     # recorded, so they (and the four never pushed) still belong to the dead worker's lease.
     assert statuses.count("sent") == 4
     assert statuses.count("sending") == 6
+
+
+def test_a_slice_records_its_chunks_on_one_connection(db: Session) -> None:
+    """Each chunk of outcomes is its own transaction, but a slice checks its database connection
+    out of the pool once (and pings it once), not once per chunk."""
+    org = make_org(db)
+    people = [make_contact(db, org, email=f"c{i:02d}@example.com") for i in range(10)]
+    audience = make_audience(db, org, members=people)
+    campaign, _ = make_campaign(db, org, audience, people)
+
+    class Accepts:
+        def push(self, message: Outgoing) -> Delivered:
+            return Delivered(provider_id=f"id-{message.to}")
+
+        def close(self) -> None:
+            pass
+
+    commits = 0
+
+    class CountingStore(SqlStore):
+        @contextmanager
+        def recorder(self) -> Iterator[Callable[[Sequence[Result], datetime], int]]:
+            with super().recorder() as record:
+
+                def counted(results: Sequence[Result], now: datetime) -> int:
+                    nonlocal commits
+                    commits += 1
+                    return record(results, now)
+
+                yield counted
+
+    engine = get_engine()
+    checkouts: list[object] = []
+    store = CountingStore(engine)
+    worker = Worker(
+        store,
+        lambda channel: Accepts(),
+        Senders(email="a@b.test", sms=None),
+        WorkerOptions(lease_seconds=60, concurrency=1, record_every=3),
+    )
+    claimed = store.claim(10, lease_seconds=60, now=utcnow())
+    context = store.load_context(claimed)
+    work = [(m, compose(m, context, worker.senders, utcnow())) for m in claimed]
+
+    def count_checkout(*_: object) -> None:
+        checkouts.append(None)
+
+    event.listen(engine, "checkout", count_checkout)
+    try:
+        results, accepted = worker._deliver_slice(work, utcnow() + timedelta(minutes=1))  # type: ignore[arg-type]
+    finally:
+        event.remove(engine, "checkout", count_checkout)
+
+    assert (len(results), accepted, commits, len(checkouts)) == (10, 10, 4, 1)
+    assert {m.status for m in _messages(db, campaign)} == {"sent"}

@@ -17,10 +17,11 @@ Correctness with many workers rests on two things:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -122,10 +123,14 @@ class SqlStore:
         """A write transaction. On SQLite it takes the write lock up front (``BEGIN IMMEDIATE``):
         a deferred transaction that reads and then writes can fail with SQLITE_BUSY when another
         process wrote in between; an immediate one waits its turn (busy_timeout) instead."""
+        with self._writer() as connection, connection.begin():
+            yield connection
+
+    @contextmanager
+    def _writer(self) -> Iterator[Connection]:
         with self.engine.connect() as connection:
             connection.execution_options(sqlite_begin="IMMEDIATE")
-            with connection.begin():
-                yield connection
+            yield connection
 
     def claim(self, limit: int, lease_seconds: float, now: datetime) -> list[ClaimedMessage]:
         """Up to ``limit`` messages, leases that expired first (they are the oldest work), then due
@@ -224,16 +229,28 @@ class SqlStore:
         )
 
     def record(self, results: Sequence[Result], now: datetime) -> int:
-        """Write a batch's outcomes in one transaction: one fenced ``executemany`` per kind of
-        outcome, and bounced recipients onto the suppression list. Returns how many outcomes were
-        accepted (the rest were fenced out: another worker holds those messages now), or -1 where
-        the driver cannot count rows of an executemany."""
+        """Write outcomes in one transaction: one fenced ``executemany`` per kind of outcome, and
+        bounced recipients onto the suppression list. Returns how many outcomes were accepted (the
+        rest were fenced out: another worker holds those messages now), or -1 where the driver
+        cannot count rows of an executemany."""
+        with self.recorder() as record:
+            return record(results, now)
+
+    @contextmanager
+    def recorder(self) -> Iterator[Callable[[Sequence[Result], datetime], int]]:
+        """``record`` on one connection for a run of calls (a slice of a batch, committed every
+        few messages): each call is still its own transaction, but the pool checkout and its
+        liveness ping are paid once per slice, not once per chunk of 20 messages."""
+        with self._writer() as connection:
+            yield partial(self._record, connection)
+
+    def _record(self, connection: Connection, results: Sequence[Result], now: datetime) -> int:
         sent = [r for r in results if r.status == "sent"]
         retried = [r for r in results if r.status == "scheduled"]
         final = [r for r in results if r.status not in ("sent", "scheduled")]
         bounced = [(r.message.org_id, r.message.to_address) for r in results if r.bounce]
         accepted = 0
-        with self._write() as connection:
+        with connection.begin():
             for statement, group in (
                 (_RECORD_SENT, sent),
                 (_RECORD_RETRY, retried),

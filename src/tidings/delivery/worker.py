@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -56,6 +57,8 @@ class Store(Protocol):
     def load_context(self, claimed: Sequence[ClaimedMessage]) -> BatchContext: ...
 
     def record(self, results: Sequence[Result], now: datetime) -> int: ...
+
+    def recorder(self) -> AbstractContextManager[Callable[[Sequence[Result], datetime], int]]: ...
 
     def complete_campaigns(self, campaign_ids: Sequence[str], now: datetime) -> int: ...
 
@@ -258,9 +261,18 @@ class Worker:
     def _deliver_slice(
         self, work: list[tuple[ClaimedMessage, Outgoing]], deadline: datetime
     ) -> tuple[list[Result], int]:
-        """Sends one slice on its own connection(s), committing outcomes in small chunks as it
-        goes (see ``WorkerOptions.record_every``). Returns the results and how many the store
-        accepted."""
+        """Sends one slice on its own transport connection(s), committing outcomes in small chunks
+        as it goes (see ``WorkerOptions.record_every``) on one database connection. Returns the
+        results and how many the store accepted."""
+        with self.store.recorder() as record:
+            return self._deliver_and_record(work, deadline, record)
+
+    def _deliver_and_record(
+        self,
+        work: list[tuple[ClaimedMessage, Outgoing]],
+        deadline: datetime,
+        record: Callable[[Sequence[Result], datetime], int],
+    ) -> tuple[list[Result], int]:
         messengers: dict[str, Messenger] = {}
         results: list[Result] = []
         unrecorded = 0
@@ -271,7 +283,7 @@ class Worker:
             nonlocal unrecorded, accepted, last_record
             if unrecorded:
                 chunk = results[-unrecorded:]
-                accepted = _add_accepted(accepted, self.store.record(chunk, self.clock()))
+                accepted = _add_accepted(accepted, record(chunk, self.clock()))
                 unrecorded = 0
             last_record = time.monotonic()
 
