@@ -70,7 +70,7 @@ def paginate(
     if total is not None:
         rows = session.scalars(stmt.limit(params.limit).offset(offset)).all()
         return _page(rows, total, params, serialize)
-    counted = select(func.count()).select_from(stmt.order_by(None).subquery()).scalar_subquery()
+    counted = _counting(stmt).scalar_subquery()
     pairs = session.execute(stmt.add_columns(counted).limit(params.limit).offset(offset)).all()
     if pairs:
         return _page([row for row, _ in pairs], pairs[0][1], params, serialize)
@@ -91,5 +91,8 @@ def _page(
 
 def _count(session: Session, stmt: Select[Any]) -> int:
     """How many rows ``stmt`` returns (for a page past the end, which has no row to carry it)."""
-    counted = select(func.count()).select_from(stmt.order_by(None).subquery())
-    return session.scalar(counted) or 0
+    return session.scalar(_counting(stmt)) or 0
+
+
+def _counting(stmt: Select[Any]) -> Select[int]:
+    return select(func.count()).select_from(stmt.order_by(None).subquery())
