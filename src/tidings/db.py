@@ -1,8 +1,14 @@
-"""Engine, sessions and the one bulk-insert helper.
+"""Engine, sessions, the one bulk-insert helper and the one way to pass a list of values.
 
 Services only ``flush()``; whoever opened the session (the request dependency, the worker's batch,
 the CLI command) commits or rolls back. ``bulk_insert`` is the single way hot paths write many rows:
 COPY on PostgreSQL, one ``executemany`` on SQLite, inside the caller's transaction.
+
+Hot paths pass a list of values as ONE bound parameter (``one_of``, ``value_list``: a PostgreSQL
+array through ``ANY``/``unnest``, a JSON array through SQLite's ``json_each``), never as one
+placeholder per value: 10,000 addresses would pass SQLite's variable limit and make PostgreSQL
+parse a huge statement, and even 200 ids (a delivery batch) cost more to render, bind and plan as
+``IN (...)`` than the query costs to run.
 """
 
 from __future__ import annotations
@@ -12,9 +18,23 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, Engine, Table, create_engine, event
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Engine,
+    String,
+    Table,
+    TableValuedAlias,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -108,6 +128,26 @@ def reset_engine() -> None:
 
 def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+def text_array(values: Sequence[str | None]) -> Any:
+    """A PostgreSQL ``text[]`` bound parameter."""
+    return bindparam(None, list(values), type_=ARRAY(String))
+
+
+def value_list(values: Sequence[str], postgres: bool) -> TableValuedAlias:
+    """A one-column table ``value`` holding ``values``, from a single bound parameter."""
+    if postgres:
+        return func.unnest(text_array(values)).table_valued("value").render_derived()
+    return func.json_each(json.dumps(list(values))).table_valued("value")
+
+
+def one_of(column: Any, values: Sequence[str], postgres: bool) -> ColumnElement[bool]:
+    """``column IN values`` with the list as one parameter. On PostgreSQL ``= ANY(array)``, which
+    probes an index on ``column`` once per value like an ``IN`` list does."""
+    if postgres:
+        return cast(ColumnElement[bool], column == any_(text_array(values)))
+    return cast(ColumnElement[bool], column.in_(select(value_list(values, False).c.value)))
 
 
 # One encoder, made once: ``json.dumps`` with non-default options builds a new encoder per call,

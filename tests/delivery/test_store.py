@@ -11,7 +11,7 @@ from tests.delivery.conftest import fresh
 from tests.factories import make_audience, make_campaign, make_contact, make_org
 from tidings.db import get_engine
 from tidings.delivery.store import Result, SqlStore
-from tidings.models import Campaign, Message
+from tidings.models import Campaign, Message, Suppression
 from tidings.timeutil import utcnow
 
 
@@ -99,3 +99,65 @@ def test_messages_no_longer_scheduled_are_never_claimed(db: Session) -> None:
     db.commit()
 
     assert SqlStore(get_engine()).claim(10, lease_seconds=60, now=utcnow()) == []
+
+
+def test_a_chunk_of_sent_outcomes_is_fenced_row_by_row(db: Session) -> None:
+    """The chunk is one statement (on PostgreSQL an UPDATE joined to arrays): the fence must still
+    hold per message, and each message keeps its own sent time and provider id."""
+    org = make_org(db)
+    people = _people(db, org, 3)
+    audience = make_audience(db, org, members=people)
+    make_campaign(db, org, audience, people)
+    store = SqlStore(get_engine())
+    now = utcnow()
+    held = store.claim(10, lease_seconds=60, now=now)
+    # Another worker re-claims the first message once its lease has run out (attempt 2).
+    fresh(db)
+    first = db.get(Message, held[0].id)
+    assert first is not None
+    first.lease_expires_at = now - timedelta(seconds=1)
+    db.commit()
+    [taken] = store.claim(10, lease_seconds=60, now=now + timedelta(seconds=1))
+    assert (taken.id, taken.attempt) == (held[0].id, 2)
+
+    sent = [
+        Result(m, "sent", at=now + timedelta(milliseconds=i), provider_id=f"p-{i}")
+        for i, m in enumerate(held)
+    ]
+    accepted = store.record(sent, now + timedelta(seconds=3))
+
+    assert accepted == 2
+    fresh(db)
+    rows = {m.id: m for m in db.scalars(select(Message)).all()}
+    assert (rows[held[0].id].status, rows[held[0].id].attempt) == ("sending", 2)
+    for i, message in enumerate(held[1:], start=1):
+        row = rows[message.id]
+        assert (row.status, row.provider_id, row.lease_expires_at) == ("sent", f"p-{i}", None)
+        assert row.sent_at == now + timedelta(milliseconds=i)
+
+
+def test_mixed_outcomes_and_a_bounce_land_together(db: Session) -> None:
+    """Several kinds of outcome (and the bounce's suppression) are one transaction."""
+    org = make_org(db)
+    people = _people(db, org, 3)
+    audience = make_audience(db, org, members=people)
+    make_campaign(db, org, audience, people)
+    store = SqlStore(get_engine())
+    now = utcnow()
+    sent, retried, bounced = store.claim(10, lease_seconds=60, now=now)
+
+    accepted = store.record(
+        [
+            Result(sent, "sent", at=now, provider_id="ok"),
+            Result(retried, "scheduled", at=now, error="421 busy", retry_at=now),
+            Result(bounced, "failed", at=now, error="550 no such user", bounce=True),
+        ],
+        now,
+    )
+
+    assert accepted == 3
+    fresh(db)
+    statuses = {m.id: m.status for m in db.scalars(select(Message)).all()}
+    assert statuses == {sent.id: "sent", retried.id: "scheduled", bounced.id: "failed"}
+    suppressed = db.scalars(select(Suppression.address).where(Suppression.org_id == org.id)).all()
+    assert list(suppressed) == [bounced.to_address]

@@ -34,10 +34,12 @@ from sqlalchemy import (
     exists,
     func,
     select,
+    text,
     update,
 )
 
 from tidings.contacts.normalize import suppression_key
+from tidings.db import one_of
 from tidings.delivery.render import ContactData
 from tidings.delivery.suppress import add_suppressions
 from tidings.models import Campaign, Contact, Message, Suppression
@@ -101,6 +103,26 @@ class Result:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+_CAMPAIGN_COLUMNS = (
+    campaigns.c.id,
+    campaigns.c.org_id,
+    campaigns.c.channel,
+    campaigns.c.status,
+    campaigns.c.from_address,
+    campaigns.c.template_subject,
+    campaigns.c.template_html,
+    campaigns.c.template_text,
+    campaigns.c.subject_variants,
+    campaigns.c.variables,
+)
+_CONTACT_COLUMNS = (
+    contacts.c.org_id,
+    contacts.c.id,
+    contacts.c.name,
+    contacts.c.email,
+    contacts.c.phone,
+    contacts.c["metadata"],
+)
 _CLAIMED_COLUMNS = (
     messages.c.id,
     messages.c.org_id,
@@ -117,6 +139,7 @@ _CLAIMED_COLUMNS = (
 class SqlStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.postgres = engine.dialect.name == "postgresql"
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -131,6 +154,35 @@ class SqlStore:
         with self.engine.connect() as connection:
             connection.execution_options(sqlite_begin="IMMEDIATE")
             yield connection
+
+    @contextmanager
+    def _reader(self) -> Iterator[Connection]:
+        """Reads need no transaction: each statement is consistent on its own (under READ
+        COMMITTED, statements of one transaction did not share a snapshot either). On PostgreSQL
+        autocommit spares the BEGIN and ROLLBACK round trips."""
+        with self.engine.connect() as connection:
+            if self.postgres:
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+            yield connection
+
+    @contextmanager
+    def _atomic(self, connection: Connection, statements: int) -> Iterator[None]:
+        """A write of ``statements`` statements on ``connection``, all or nothing. One statement
+        is atomic on its own, so on PostgreSQL it runs in autocommit: BEGIN and COMMIT were two of
+        the three round trips of a chunk of outcomes, paid every 20 messages."""
+        if self.postgres and statements == 1:
+            default = connection.default_isolation_level
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                yield
+            finally:
+                # Ends SQLAlchemy's autobegun Transaction (the driver sends nothing in
+                # autocommit), so the connection can leave autocommit again.
+                connection.rollback()
+                connection.execution_options(isolation_level=default)
+            return
+        with connection.begin():
+            yield
 
     def claim(self, limit: int, lease_seconds: float, now: datetime) -> list[ClaimedMessage]:
         """Up to ``limit`` messages, leases that expired first (they are the oldest work), then due
@@ -156,7 +208,7 @@ class SqlStore:
         """When the earliest scheduled message is due (the first entry of
         ix_messages_status_scheduled_at): an idle worker sleeps until then rather than a whole poll
         interval, so ramped sends go out on time."""
-        with self.engine.connect() as connection:
+        with self._reader() as connection:
             return connection.execute(
                 select(func.min(messages.c.scheduled_at)).where(messages.c.status == "scheduled")
             ).scalar_one_or_none()
@@ -164,43 +216,28 @@ class SqlStore:
     def load_context(self, claimed: Sequence[ClaimedMessage]) -> BatchContext:
         """Campaign snapshots, contacts as they are now, and which addresses are suppressed now.
 
-        The queries look rows up by plain ``IN`` lists (primary key; the (org_id, address) unique
-        index), which every planner handles well; the results are then keyed by (org_id, …), and
+        The queries look rows up by lists of keys (primary key; the (org_id, address) unique
+        index), each list one bound parameter (``db.one_of``); the results are then keyed by (org_id, …), and
         compose looks them up with the *message's* org_id, so a batch spanning many organizations
         can never use one organization's contact or suppression for another's message."""
         campaign_ids = sorted({m.campaign_id for m in claimed})
         org_ids = sorted({m.org_id for m in claimed})
         contact_ids = sorted({m.contact_id for m in claimed})
-        addresses = sorted({m.to_address for m in claimed})
-        with self.engine.connect() as connection:
+        addresses = sorted({suppression_key(m.to_address) for m in claimed})
+        pg = self.postgres
+        with self._reader() as connection:
             campaign_rows = connection.execute(
-                select(
-                    campaigns.c.id,
-                    campaigns.c.org_id,
-                    campaigns.c.channel,
-                    campaigns.c.status,
-                    campaigns.c.from_address,
-                    campaigns.c.template_subject,
-                    campaigns.c.template_html,
-                    campaigns.c.template_text,
-                    campaigns.c.subject_variants,
-                    campaigns.c.variables,
-                ).where(campaigns.c.id.in_(campaign_ids))
+                select(*_CAMPAIGN_COLUMNS).where(one_of(campaigns.c.id, campaign_ids, pg))
             ).all()
             contact_rows = connection.execute(
-                select(
-                    contacts.c.org_id,
-                    contacts.c.id,
-                    contacts.c.name,
-                    contacts.c.email,
-                    contacts.c.phone,
-                    contacts.c["metadata"],
-                ).where(contacts.c.id.in_(contact_ids), contacts.c.org_id.in_(org_ids))
+                select(*_CONTACT_COLUMNS).where(
+                    one_of(contacts.c.id, contact_ids, pg), one_of(contacts.c.org_id, org_ids, pg)
+                )
             ).all()
             suppressed_rows = connection.execute(
                 select(suppressions.c.org_id, suppressions.c.address).where(
-                    suppressions.c.org_id.in_(org_ids),
-                    suppressions.c.address.in_([suppression_key(a) for a in addresses]),
+                    one_of(suppressions.c.org_id, org_ids, pg),
+                    one_of(suppressions.c.address, addresses, pg),
                 )
             ).all()
         return BatchContext(
@@ -249,20 +286,33 @@ class SqlStore:
         retried = [r for r in results if r.status == "scheduled"]
         final = [r for r in results if r.status not in ("sent", "scheduled")]
         bounced = [(r.message.org_id, r.message.to_address) for r in results if r.bounce]
-        accepted = 0
-        with connection.begin():
-            for statement, group in (
-                (_RECORD_SENT, sent),
-                (_RECORD_RETRY, retried),
-                (_RECORD_FINAL, final),
-            ):
+        statements = sum(1 for group in (sent, retried, final, bounced) if group)
+        counts: list[int] = []
+        with self._atomic(connection, statements):
+            if sent:
+                counts.append(self._record_sent(connection, sent, now))
+            for statement, group in ((_RECORD_RETRY, retried), (_RECORD_FINAL, final)):
                 if group:
                     rows = [_params(r, now) for r in group]
-                    rowcount = connection.execute(statement, rows).rowcount
-                    accepted = -1 if accepted < 0 or rowcount < 0 else accepted + rowcount
+                    counts.append(connection.execute(statement, rows).rowcount)
             if bounced:
                 add_suppressions(connection, bounced, "bounce", now)
-        return accepted
+        return -1 if any(count < 0 for count in counts) else sum(counts)
+
+    def _record_sent(self, connection: Connection, sent: Sequence[Result], now: datetime) -> int:
+        """The outcome of almost every message. On PostgreSQL one ``UPDATE ... FROM unnest(...)``
+        (four array parameters) instead of an ``executemany`` of one fenced UPDATE per message:
+        binding and pipelining 20 statements was a tenth of the worker's CPU."""
+        if not self.postgres:
+            return int(connection.execute(_RECORD_SENT, [_params(r, now) for r in sent]).rowcount)
+        parameters = {
+            "ids": [r.message.id for r in sent],
+            "attempts": [r.message.attempt for r in sent],
+            "sent_at": [r.at for r in sent],
+            "provider_ids": [r.provider_id for r in sent],
+            "now": now,
+        }
+        return int(connection.execute(_PG_RECORD_SENT, parameters).rowcount)
 
     def complete_campaigns(self, campaign_ids: Sequence[str], now: datetime) -> int:
         """``in_progress → completed`` for campaigns with nothing left to deliver.
@@ -376,6 +426,18 @@ _RECORD_SENT = (
         lease_expires_at=None,
         updated_at=bindparam("b_now"),
     )
+)
+# ``_RECORD_SENT`` for a whole chunk in one statement, with the same fence per row.
+_PG_RECORD_SENT = text(
+    """
+    UPDATE messages AS m
+       SET status = 'sent', sent_at = v.sent_at, provider_id = v.provider_id, error = NULL,
+           lease_expires_at = NULL, updated_at = :now
+      FROM unnest(CAST(:ids AS text[]), CAST(:attempts AS integer[]),
+                  CAST(:sent_at AS timestamptz[]), CAST(:provider_ids AS text[]))
+           AS v(id, attempt, sent_at, provider_id)
+     WHERE m.id = v.id AND m.attempt = v.attempt AND m.status = 'sending'
+    """
 )
 _RECORD_RETRY = (
     update(messages)

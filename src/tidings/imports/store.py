@@ -1,8 +1,6 @@
 """The import's bulk SQL: a handful of set-based statements whatever the file size.
 
-Lists of values travel as ONE bound parameter (a PostgreSQL array through ``unnest``/``ANY``, a
-JSON array through SQLite's ``json_each``), never as one placeholder per value: 10,000 addresses
-would pass SQLite's variable limit and make PostgreSQL parse a huge statement.
+Lists of values travel as ONE bound parameter (``db.one_of``, ``db.value_list``).
 
 Measured with ``python -m bench.imports`` (2-CPU VM shared with other jobs), re-importing 10,000
 rows that all carry an email and a phone, SQLite / PostgreSQL: address validation 0.46 / 0.51 s,
@@ -16,16 +14,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import (
-    ColumnElement,
     String,
     Table,
-    TableValuedAlias,
-    any_,
     bindparam,
-    func,
     literal,
     or_,
     select,
@@ -33,12 +27,11 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from tidings.db import bulk_insert
+from tidings.db import bulk_insert, one_of, value_list
 from tidings.imports.csv import ContactRow
 from tidings.imports.plan import PlannedContact
 from tidings.models import Audience, AudienceMember, Contact, UTCDateTime
@@ -48,24 +41,6 @@ CONTACTS = cast(Table, Contact.__table__)
 AUDIENCES = cast(Table, Audience.__table__)
 MEMBERS = cast(Table, AudienceMember.__table__)
 CONTACT_COLUMNS = ("id", "org_id", "email", "phone", "name", "metadata", "created_at", "updated_at")
-
-
-def _text_array(values: Sequence[str | None]) -> Any:
-    return bindparam(None, list(values), type_=ARRAY(String))
-
-
-def _value_list(values: Sequence[str], postgres: bool) -> TableValuedAlias:
-    """A one-column table ``value`` holding ``values``, from a single bound parameter."""
-    if postgres:
-        return func.unnest(_text_array(values)).table_valued("value").render_derived()
-    return func.json_each(json.dumps(list(values))).table_valued("value")
-
-
-def _one_of(column: Any, values: Sequence[str], postgres: bool) -> ColumnElement[bool]:
-    if postgres:
-        # ``= ANY(array)`` lets PostgreSQL probe the unique (org_id, email/phone) index per value.
-        return cast(ColumnElement[bool], column == any_(_text_array(values)))
-    return cast(ColumnElement[bool], column.in_(select(_value_list(values, False).c.value)))
 
 
 def matching_contacts(
@@ -86,8 +61,8 @@ def matching_contacts(
     ).where(
         org_filter(CONTACTS.c, org_id),
         or_(
-            _one_of(CONTACTS.c.email, emails, postgres),
-            _one_of(CONTACTS.c.phone, phones, postgres),
+            one_of(CONTACTS.c.email, emails, postgres),
+            one_of(CONTACTS.c.phone, phones, postgres),
         ),
     )
     if postgres:
@@ -207,7 +182,7 @@ def add_members(
     """
     if not contact_ids:
         return 0
-    ids = _value_list(contact_ids, postgres)
+    ids = value_list(contact_ids, postgres)
     rows = select(
         literal(audience_id, String),
         ids.c.value,
