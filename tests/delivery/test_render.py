@@ -91,3 +91,21 @@ def test_unsubscribe_token_round_trip_and_tamper() -> None:
     assert target is not None and target.address == "alice@example.com"
     assert read_unsubscribe_token(token[:-2] + ("A" if token[-1] != "A" else "B") * 2) is None
     assert read_unsubscribe_token("garbage") is None
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "alice@example.com",
+        "+14155550100",
+        "zoë.ünïcode@exämple.com",
+        "a" * 300 + "@example.com",  # long and repetitive: the compressed form is shorter
+    ],
+)
+def test_unsubscribe_token_is_exactly_what_itsdangerous_writes(address: str) -> None:
+    """The worker's own token writer must stay byte for byte the serializer's, which reads it."""
+    from tidings.delivery.tokens import _serializer, unsubscribe_token
+
+    token = unsubscribe_token("org_1", address)
+    assert token == _serializer().dumps(["org_1", address])
+    assert token.startswith(".") == (len(address) > 100)
