@@ -8,9 +8,10 @@ adding a second one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import tempfile
+import threading
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -37,22 +38,36 @@ def directory_of(url: str) -> Path:
     return Path(path)
 
 
-def write_atomically(directory: Path, name: str, data: bytes) -> Path:
-    final = directory / name
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
+def write_atomically(directory: str, name: str, data: bytes) -> None:
+    """``directory/name`` holds ``data`` whole or not at all: written to a temporary file, then
+    renamed over the final name.
+
+    The temporary name is the final one plus this process and thread, so two writers of one
+    message (a stalled worker and the one that re-claimed it) never share a temporary file; it is
+    made with plain ``os`` calls because ``tempfile.mkstemp``'s random names and ``os.fdopen``'s
+    buffered file were a fifth of the file transport's time. Created ``0600``, like ``mkstemp``'s:
+    a message holds a recipient's personal data."""
+    final = os.path.join(directory, name)
+    temporary = os.path.join(directory, f".{name}.{os.getpid()}.{threading.get_ident()}.part")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view) :]
+        finally:
+            os.close(descriptor)
         os.replace(temporary, final)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
         raise
-    return final
 
 
 class FileMessenger:
     def __init__(self, url: str, domain: str) -> None:
         self.directory = directory_of(url)
+        self._directory = str(self.directory)
         self.domain = domain
         self._ready = False
 
@@ -65,7 +80,7 @@ class FileMessenger:
                 name, data = f"{message.message_id}.eml", build_email(message, self.domain)
             else:
                 name, data = f"{message.message_id}.json", _sms_document(message)
-            write_atomically(self.directory, name, data)
+            write_atomically(self._directory, name, data)
         except OSError as exc:
             # A full disk or a missing mount may well be fixed by the next attempt.
             return Deferred(f"cannot write to {self.directory}: {exc}")

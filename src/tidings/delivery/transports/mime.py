@@ -18,6 +18,7 @@ from __future__ import annotations
 import binascii
 import html as html_lib
 import re
+from datetime import datetime
 from email import policy
 from email.header import Header
 from email.headerregistry import Address
@@ -60,7 +61,7 @@ def text_from_html(html: str) -> str:
 
 def build_email(email: Email, domain: str) -> bytes:
     """The whole message; the transports send or write exactly these bytes."""
-    sender = _mailbox(email.sender)
+    sender = _sender_mailbox(email.sender)
     to = _mailbox(email.to)
     text = email.text
     if text is None and email.html is not None:
@@ -78,6 +79,15 @@ def _mailbox(value: str) -> str | None:
     if match is None or not match["address"].isascii():
         return None
     return formataddr((match.groupdict().get("name") or "", match["address"]), charset="utf-8")
+
+
+# A batch has a handful of senders and one ``date``: each is formatted once, not per message.
+_sender_mailbox = lru_cache(maxsize=64)(_mailbox)
+
+
+@lru_cache(maxsize=8)
+def _date_header(date: datetime) -> bytes:
+    return _header("Date", format_datetime(date))
 
 
 def _header(name: str, value: str) -> bytes:
@@ -120,7 +130,7 @@ def _write_fast(email: Email, domain: str, sender: str, to: str, text: str) -> b
             # Already ASCII (formataddr encodes a non-ASCII name); never re-encoded as a whole.
             f"From: {sender}\r\nTo: {to}\r\n".encode("ascii"),
             _header("Subject", header_safe(email.subject)),
-            _header("Date", format_datetime(email.date)),
+            _date_header(email.date),
             _header("Message-ID", message_id_header(email.message_id, domain)),
             # A URL cannot be folded; it stays on one line (well under the 998-octet limit).
             b"List-Unsubscribe: <" + header_safe(email.unsubscribe_url).encode("ascii") + b">\r\n",
