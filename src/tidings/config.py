@@ -40,7 +40,8 @@ class Settings(BaseSettings):
     # Transient failures retry after base, 2*base, 4*base, … seconds (capped at an hour).
     worker_retry_base_seconds: float = 30.0
     # Parallel transport connections per worker: SMTP carries one message at a time per
-    # connection, and file writes wait on the disk; both overlap well in threads.
+    # connection, so connections in threads overlap their round trips. file:// outboxes are
+    # written by one thread whatever this says: local writes have nothing to overlap.
     worker_concurrency: int = 4
     log_level: str = "INFO"
 

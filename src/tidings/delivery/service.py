@@ -15,7 +15,7 @@ from tidings.delivery.compose import Senders
 from tidings.delivery.store import SqlStore
 from tidings.delivery.suppress import add_suppressions
 from tidings.delivery.tokens import UnsubscribeTarget
-from tidings.delivery.transports import check_transport_url, open_messenger
+from tidings.delivery.transports import check_transport_url, is_local, open_messenger
 from tidings.delivery.transports.base import Messenger
 from tidings.delivery.transports.mime import message_id_domain
 from tidings.delivery.worker import Worker, WorkerOptions
@@ -30,12 +30,19 @@ def build_worker(
     refused here (``TransportConfigError``), before anything is claimed."""
     check_transport_url(settings.email_transport, "email")
     check_transport_url(settings.sms_transport, "sms")
+    batch_size = max(1, batch_size or settings.worker_batch_size)
+    local = is_local(settings.email_transport) and is_local(settings.sms_transport)
     options = WorkerOptions(
-        batch_size=max(1, batch_size or settings.worker_batch_size),
+        batch_size=batch_size,
         lease_seconds=settings.worker_lease_seconds,
         max_attempts=settings.worker_max_attempts,
         retry_base_seconds=settings.worker_retry_base_seconds,
-        concurrency=max(1, concurrency or settings.worker_concurrency),
+        # An outbox on this machine is written by one thread, and its outcomes are committed
+        # once per batch (or every RECORD_SECONDS): chunks bound re-sends after a crash, and a
+        # file outbox cannot receive a message twice. Per batch, the PostgreSQL commits were a
+        # third of a drain's time.
+        concurrency=1 if local else max(1, concurrency or settings.worker_concurrency),
+        record_every=batch_size if local else WorkerOptions.record_every,
         poll_seconds=settings.worker_poll_seconds,
     )
     return Worker(
