@@ -59,8 +59,16 @@ def plan_rows(
                 )
             )
             continue
-        contact = email_match or phone_match or PlannedContact(next(fresh_ids), None, None, None)
-        _apply(contact, row)
+        contact = email_match or phone_match
+        if contact is None:
+            # Nothing to merge into: the row is the contact (its metadata dict is taken over, not
+            # copied; rows are not read again). Field-by-field merging of 10,000 new contacts was
+            # a quarter of an import's time.
+            contact = PlannedContact(
+                next(fresh_ids), row.email, row.phone, row.name, row.metadata, changed=True
+            )
+        else:
+            _apply(contact, row)
         if row.email:
             by_email[row.email] = contact
         if row.phone:
