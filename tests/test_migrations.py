@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
-from tidings.db import get_engine
-from tidings.migrations import alembic_config
+from tests.conftest import POSTGRES_URL
+from tidings.db import get_engine, make_engine
+from tidings.migrations import alembic_config, upgrade
 from tidings.models import Base, built_on
+from tidings.scratch import create_database, drop_database
 
 
 def test_one_head() -> None:
@@ -29,3 +37,68 @@ def test_migrations_match_models(settings_env: None) -> None:
         )
         diff = compare_metadata(context, Base.metadata)
     assert diff == [], f"models and migrations disagree: {diff}"
+
+
+def test_0003_keeps_memberships_and_binds_each_to_its_audience_organization(
+    backend: str, tmp_path: Path
+) -> None:
+    """Upgrading a database that holds memberships keeps them (SQLite rebuilds the table); after
+    it, a membership naming another organization than its audience's is refused, and deleting an
+    organization still removes its memberships."""
+    if backend == "sqlite":
+        url, server = f"sqlite:///{tmp_path / 'upgrade.db'}", None
+    else:
+        server = POSTGRES_URL
+        url = create_database(server, "tidings_migration")
+    engine = make_engine(url)
+    try:
+        upgrade(url, "0002")
+        now = "2026-01-01 00:00:00"
+        with engine.begin() as connection:
+            for org in ("org_a", "org_b"):
+                connection.execute(
+                    text(
+                        "INSERT INTO organizations (id, name, timezone, created_at, updated_at) "
+                        "VALUES (:id, :id, 'UTC', :t, :t)"
+                    ),
+                    {"id": org, "t": now},
+                )
+            connection.execute(
+                text(
+                    "INSERT INTO audiences (id, org_id, name, slug, contact_count, created_at, "
+                    "updated_at) VALUES ('aud_a', 'org_a', 'A', 'a', 1, :t, :t)"
+                ),
+                {"t": now},
+            )
+            for contact, org in (("con_a", "org_a"), ("con_b", "org_b")):
+                connection.execute(
+                    text(
+                        "INSERT INTO contacts (id, org_id, email, metadata, created_at, "
+                        "updated_at) VALUES (:id, :org, :email, '{}', :t, :t)"
+                    ),
+                    {"id": contact, "org": org, "email": f"{contact}@example.com", "t": now},
+                )
+            connection.execute(_MEMBER, {"contact": "con_a", "org": "org_a", "t": now})
+
+        upgrade(url)
+
+        with engine.connect() as connection:
+            members = connection.execute(text("SELECT contact_id FROM audience_members")).all()
+            assert [tuple(row) for row in members] == [("con_a",)]
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            connection.execute(_MEMBER, {"contact": "con_b", "org": "org_b", "t": now})
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM organizations WHERE id = 'org_a'"))
+            assert connection.execute(text("SELECT count(*) FROM audience_members")).scalar() == 0
+        command.downgrade(alembic_config(url), "0002")
+        upgrade(url)
+    finally:
+        engine.dispose()
+        if server is not None:
+            drop_database(server, url)
+
+
+_MEMBER = text(
+    "INSERT INTO audience_members (audience_id, contact_id, org_id, created_at) "
+    "VALUES ('aud_a', :contact, :org, :t)"
+)

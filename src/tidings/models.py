@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -169,7 +170,6 @@ class Contact(Base):
         # NULLs are distinct on both backends, so contacts without an email (or phone) coexist.
         UniqueConstraint("org_id", "email"),
         UniqueConstraint("org_id", "phone"),
-        Index("ix_contacts_org_id_id", "org_id", "id"),
         # Contact lists are ordered newest first (``created_at DESC, id``): read backwards, this
         # index yields that order (an incremental sort orders the rare equal timestamps by id),
         # so a page is the first entries of an index range, not a sort of the whole table.
@@ -200,6 +200,9 @@ class Audience(Base):
     __table_args__ = (
         UniqueConstraint("org_id", "slug"),
         Index("ix_audiences_org_id_created_at", "org_id", "created_at"),
+        # The key a membership refers to: an audience together with its organization. A unique
+        # index, not a constraint: SQLite adds one without rebuilding the table.
+        Index("uq_audiences_id_org_id", "id", "org_id", unique=True),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -215,15 +218,20 @@ class Audience(Base):
 
 class AudienceMember(Base):
     __tablename__ = "audience_members"
-    __table_args__ = (Index("ix_audience_members_contact_id", "contact_id"),)
-
-    audience_id: Mapped[str] = mapped_column(
-        String(32), ForeignKey("audiences.id", ondelete="CASCADE"), primary_key=True
+    __table_args__ = (
+        Index("ix_audience_members_contact_id", "contact_id"),
+        # (audience, organization) together: a membership can only carry its audience's own
+        # organization, and one foreign-key check per row covers both (migration 0003).
+        ForeignKeyConstraint(
+            ["audience_id", "org_id"], ["audiences.id", "audiences.org_id"], ondelete="CASCADE"
+        ),
     )
+
+    audience_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     contact_id: Mapped[str] = mapped_column(
         String(32), ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
     )
-    org_id: Mapped[str] = _org_fk()
+    org_id: Mapped[str] = mapped_column(String(32), nullable=False)
     created_at: Mapped[datetime] = _created()
 
 
