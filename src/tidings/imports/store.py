@@ -25,6 +25,7 @@ from sqlalchemy import (
     select,
     text,
     true,
+    union,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -46,32 +47,73 @@ CONTACT_COLUMNS = ("id", "org_id", "email", "phone", "name", "metadata", "create
 def matching_contacts(
     session: Session, org_id: str, rows: Sequence[ContactRow], postgres: bool
 ) -> list[PlannedContact]:
-    """Every contact of the organization holding an email or phone that appears in ``rows``.
+    """Every contact of the organization holding an email or phone that appears in ``rows``: at
+    most one per address of the file, never the whole table.
 
-    On PostgreSQL the rows are locked until commit, so a concurrent edit cannot be overwritten
-    by the metadata merged here from a stale read. The ``IN`` lists are the file's distinct
-    addresses, so the result is at most one row per address, never the whole table.
+    On PostgreSQL the contacts are found first, then read again locked, in id order (two imports
+    touching the same contacts cannot deadlock), so a concurrent edit cannot be overwritten by
+    metadata merged from a stale read. A contact whose address changed meanwhile is left out;
+    one that newly took an address of the file makes the insert fail (``ImportConflict``).
     """
     emails = sorted({row.email for row in rows if row.email})
     phones = sorted({row.phone for row in rows if row.phone})
     if not emails and not phones:
         return []
-    stmt = select(
-        CONTACTS.c.id, CONTACTS.c.email, CONTACTS.c.phone, CONTACTS.c.name, CONTACTS.c.metadata
-    ).where(
-        org_filter(CONTACTS.c, org_id),
-        or_(
-            one_of(CONTACTS.c.email, emails, postgres),
-            one_of(CONTACTS.c.phone, phones, postgres),
-        ),
+    columns = (
+        CONTACTS.c.id,
+        CONTACTS.c.email,
+        CONTACTS.c.phone,
+        CONTACTS.c.name,
+        CONTACTS.c.metadata,
     )
     if postgres:
-        # Locked in id order, so two imports touching the same contacts cannot deadlock.
-        stmt = stmt.order_by(CONTACTS.c.id).with_for_update()
+        ids = _pg_matching_ids(session, org_id, emails, phones)
+        if not ids:
+            return []
+        stmt = (
+            select(*columns)
+            .where(org_filter(CONTACTS.c, org_id), one_of(CONTACTS.c.id, ids, postgres))
+            .order_by(CONTACTS.c.id)
+            .with_for_update()
+        )
+    else:
+        stmt = select(*columns).where(
+            org_filter(CONTACTS.c, org_id),
+            or_(
+                one_of(CONTACTS.c.email, emails, postgres),
+                one_of(CONTACTS.c.phone, phones, postgres),
+            ),
+        )
+    wanted_emails, wanted_phones = set(emails), set(phones)
     return [
         PlannedContact(c_id, email, phone, name, dict(metadata or {}), existing=True)
         for c_id, email, phone, name, metadata in session.execute(stmt)
+        if email in wanted_emails or phone in wanted_phones
     ]
+
+
+def _pg_matching_ids(
+    session: Session, org_id: str, emails: Sequence[str], phones: Sequence[str]
+) -> list[str]:
+    """One probe of the (org_id, email) or (org_id, phone) unique index per address of the file.
+
+    Written as a LATERAL subquery that PostgreSQL may not flatten (``OFFSET 0``): given
+    ``email = ANY(<10,000 addresses>)`` it estimated thousands of matches and scanned the whole
+    organization (70 ms at 200,000 contacts, growing with the organization) and spent 18 ms
+    planning; the probes take 15 ms whatever the organization's size."""
+    probes = []
+    for column, addresses in ((CONTACTS.c.email, emails), (CONTACTS.c.phone, phones)):
+        if not addresses:
+            continue
+        wanted = value_list(addresses, True)
+        contact = (
+            select(CONTACTS.c.id)
+            .where(org_filter(CONTACTS.c, org_id), column == wanted.c.value)
+            .offset(0)
+            .lateral()
+        )
+        probes.append(select(contact.c.id).select_from(wanted.join(contact, true())))
+    return list(session.scalars(union(*probes) if len(probes) > 1 else probes[0]))
 
 
 # One statement for any number of rows: the arrays are zipped back into rows by ``unnest``.
