@@ -125,8 +125,12 @@ def _configured(name: str, url: str, directory: Path) -> Iterator[Backend]:
         get_settings.cache_clear()
 
 
-def client() -> TestClient:
-    return TestClient(create_app())
+@contextmanager
+def client() -> Iterator[TestClient]:
+    """The app in this process, started as a server starts it: its lifespan runs (without it the
+    app would skip what ``tidings serve`` does at start-up, such as freezing its start-up heap)."""
+    with TestClient(create_app()) as test_client:
+        yield test_client
 
 
 @dataclass

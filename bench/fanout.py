@@ -12,6 +12,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from bench import env
@@ -25,11 +26,15 @@ TARGET_RATIO = 2.5
 
 
 def run(backend: env.Backend, n: int, repeat: int) -> list[Result]:
+    with env.client() as client:
+        return _measure(backend, client, n, repeat)
+
+
+def _measure(backend: env.Backend, client: TestClient, n: int, repeat: int) -> list[Result]:
     org = env.make_org(backend)
     env.make_template(backend, org)
     (audience_id,) = env.make_audiences(backend, org, 1, prefix="fanout")
     contact_ids = env.load_contacts(backend, org, n, [audience_id], tag="f")
-    client = env.client()
     counter = iter(range(1_000_000))
 
     rows, keep = _driver_rows(backend, org.id, sorted(contact_ids))
@@ -68,7 +73,6 @@ def run(backend: env.Backend, n: int, repeat: int) -> list[Result]:
     base += time_runs(baseline, repeat, warmup=0, setup=clean)
     clean()
     raw.close()
-    client.close()
     return [
         summarise(
             "fanout send (HTTP)",

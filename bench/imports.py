@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -151,11 +152,15 @@ def bench_csv(rows: int, tag: str) -> bytes:
 
 
 def run(backend: Backend, rows: int, repeat: int) -> list[Result]:
+    with env.client() as client:
+        return _measure(backend, client, rows, repeat)
+
+
+def _measure(backend: Backend, client: TestClient, rows: int, repeat: int) -> list[Result]:
     org = env.make_org(backend)
     (audience_id,) = env.make_audiences(backend, org, 1, prefix="import")
     (base_org,) = [env.make_org(backend, "Baseline")]
     (base_audience,) = env.make_audiences(backend, base_org, 1, prefix="baseline")
-    client = env.client()
     headers = {"Authorization": f"Bearer {env.INTERNAL_TOKEN}", "Content-Type": "text/csv"}
     files = iter([bench_csv(rows, f"r{i}") for i in range(2 * repeat + 1)])
     current: list[bytes] = []
@@ -184,7 +189,6 @@ def run(backend: Backend, rows: int, repeat: int) -> list[Result]:
         if i == 0:  # the warm-up round
             new, reimport, base = [], [], []
     raw.close()
-    client.close()
     return [
         summarise(
             "import new (HTTP)",

@@ -6,7 +6,10 @@ the second). The OpenAPI document describes ``/v1``; ``/api/v1`` is the same API
 
 from __future__ import annotations
 
+import gc
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -83,12 +86,26 @@ def _document_scopes(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+@asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    """What exists once the app has started (modules, routes, models, the libraries: ~150,000
+    objects) lives as long as the process, so it is frozen out of the cyclic garbage collector:
+    a full collection, which an import of 10,000 rows triggers, walked all of it every time
+    (~95 ms of the import; ~3 ms frozen). Unfrozen at shutdown, so an app started and stopped in
+    a longer-lived process (the tests) leaves nothing behind."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def create_app() -> FastAPI:
     settings = get_settings()
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    app = FastAPI(title="Tidings", version=__version__, description=DESCRIPTION)
+    app = FastAPI(title="Tidings", version=__version__, description=DESCRIPTION, lifespan=_lifespan)
     install_error_handlers(app)
 
     app.include_router(_public_api(True), prefix="/v1")
