@@ -177,9 +177,11 @@ class SqlStore:
                 yield
             finally:
                 # Ends SQLAlchemy's autobegun Transaction (the driver sends nothing in
-                # autocommit), so the connection can leave autocommit again.
-                connection.rollback()
-                connection.execution_options(isolation_level=default)
+                # autocommit), so the connection can leave autocommit again; a connection lost
+                # mid-statement is discarded by the pool instead, and its error stands.
+                if not connection.invalidated:
+                    connection.rollback()
+                    connection.execution_options(isolation_level=default)
             return
         with connection.begin():
             yield
