@@ -219,9 +219,10 @@ class SqlStore:
         """Campaign snapshots, contacts as they are now, and which addresses are suppressed now.
 
         The queries look rows up by lists of keys (primary key; the (org_id, address) unique
-        index), each list one bound parameter (``db.one_of``); the results are then keyed by (org_id, …), and
-        compose looks them up with the *message's* org_id, so a batch spanning many organizations
-        can never use one organization's contact or suppression for another's message."""
+        index), each list one bound parameter (``db.one_of``); the results are then keyed by
+        (org_id, …), and compose looks them up with the *message's* org_id, so a batch spanning
+        many organizations can never use one organization's contact or suppression for another's
+        message."""
         campaign_ids = sorted({m.campaign_id for m in claimed})
         org_ids = sorted({m.org_id for m in claimed})
         contact_ids = sorted({m.contact_id for m in claimed})
