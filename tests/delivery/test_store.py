@@ -11,12 +11,20 @@ from tests.delivery.conftest import fresh
 from tests.factories import make_audience, make_campaign, make_contact, make_org
 from tidings.db import get_engine
 from tidings.delivery.store import Result, SqlStore
-from tidings.models import Campaign, Message, Suppression
+from tidings.models import Campaign, Message, Organization, Suppression
 from tidings.timeutil import utcnow
 
 
 def _people(db: Session, org: object, n: int) -> list:  # type: ignore[type-arg]
     return [make_contact(db, org, email=f"p{i}@example.com") for i in range(n)]  # type: ignore[arg-type]
+
+
+def _due_campaign(db: Session, n: int) -> tuple[Organization, SqlStore]:
+    """An organization with one campaign of ``n`` messages due now, and a store to claim them."""
+    org = make_org(db)
+    people = _people(db, org, n)
+    make_campaign(db, org, make_audience(db, org, members=people), people)
+    return org, SqlStore(get_engine())
 
 
 def test_claim_takes_due_messages_in_order_and_leases_them(db: Session) -> None:
@@ -46,11 +54,7 @@ def test_claim_takes_due_messages_in_order_and_leases_them(db: Session) -> None:
 
 
 def test_expired_lease_is_reclaimed_and_live_one_is_not(db: Session) -> None:
-    org = make_org(db)
-    people = _people(db, org, 1)
-    audience = make_audience(db, org, members=people)
-    make_campaign(db, org, audience, people)
-    store = SqlStore(get_engine())
+    _, store = _due_campaign(db, 1)
     now = utcnow()
     [first] = store.claim(10, lease_seconds=5, now=now)
 
@@ -61,11 +65,7 @@ def test_expired_lease_is_reclaimed_and_live_one_is_not(db: Session) -> None:
 
 
 def test_an_outcome_with_a_stale_attempt_is_refused(db: Session) -> None:
-    org = make_org(db)
-    people = _people(db, org, 1)
-    audience = make_audience(db, org, members=people)
-    make_campaign(db, org, audience, people)
-    store = SqlStore(get_engine())
+    _, store = _due_campaign(db, 1)
     now = utcnow()
     [stale] = store.claim(10, lease_seconds=1, now=now)
     [current] = store.claim(10, lease_seconds=60, now=now + timedelta(seconds=2))
@@ -104,11 +104,7 @@ def test_messages_no_longer_scheduled_are_never_claimed(db: Session) -> None:
 def test_a_chunk_of_sent_outcomes_is_fenced_row_by_row(db: Session) -> None:
     """The chunk is one statement (on PostgreSQL an UPDATE joined to arrays): the fence must still
     hold per message, and each message keeps its own sent time and provider id."""
-    org = make_org(db)
-    people = _people(db, org, 3)
-    audience = make_audience(db, org, members=people)
-    make_campaign(db, org, audience, people)
-    store = SqlStore(get_engine())
+    _, store = _due_campaign(db, 3)
     now = utcnow()
     held = store.claim(10, lease_seconds=60, now=now)
     # Another worker re-claims the first message once its lease has run out (attempt 2).
@@ -138,11 +134,7 @@ def test_a_chunk_of_sent_outcomes_is_fenced_row_by_row(db: Session) -> None:
 
 def test_mixed_outcomes_and_a_bounce_land_together(db: Session) -> None:
     """Several kinds of outcome (and the bounce's suppression) are one transaction."""
-    org = make_org(db)
-    people = _people(db, org, 3)
-    audience = make_audience(db, org, members=people)
-    make_campaign(db, org, audience, people)
-    store = SqlStore(get_engine())
+    org, store = _due_campaign(db, 3)
     now = utcnow()
     sent, retried, bounced = store.claim(10, lease_seconds=60, now=now)
 
