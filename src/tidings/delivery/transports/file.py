@@ -45,11 +45,12 @@ def write_atomically(directory: str, name: str, data: bytes) -> None:
     The temporary name is the final one plus this process and thread, so two writers of one
     message (a stalled worker and the one that re-claimed it) never share a temporary file; it is
     made with plain ``os`` calls because ``tempfile.mkstemp``'s random names and ``os.fdopen``'s
-    buffered file were a fifth of the file transport's time. Created ``0600``, like ``mkstemp``'s:
-    a message holds a recipient's personal data."""
+    buffered file were a fifth of the file transport's time. Like ``mkstemp``'s, the file is new
+    (``O_EXCL``: never a leftover or a planted link) and ``0600``: a message holds a recipient's
+    personal data."""
     final = os.path.join(directory, name)
     temporary = os.path.join(directory, f".{name}.{os.getpid()}.{threading.get_ident()}.part")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    descriptor = _create_new(temporary)
     try:
         try:
             view = memoryview(data)
@@ -62,6 +63,20 @@ def write_atomically(directory: str, name: str, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _create_new(path: str) -> int:
+    """A new file at ``path``. One already there is a temporary file left by a writer that died
+    with this process id and thread id (or something planted): it is removed, not written
+    through."""
+    try:
+        return os.open(path, _NEW_FILE, 0o600)
+    except FileExistsError:
+        os.unlink(path)
+        return os.open(path, _NEW_FILE, 0o600)
 
 
 class FileMessenger:
