@@ -42,9 +42,10 @@ def test_migrations_match_models(settings_env: None) -> None:
 def test_0003_keeps_memberships_and_binds_each_to_its_audience_organization(
     backend: str, tmp_path: Path
 ) -> None:
-    """Upgrading a database that holds memberships keeps them (SQLite rebuilds the table); after
-    it, a membership naming another organization than its audience's is refused, and deleting an
-    organization still removes its memberships."""
+    """Upgrading a database that holds memberships keeps them (SQLite rebuilds the table), and one
+    naming another organization than its audience's stops the upgrade before anything changes;
+    after it, such a membership is refused, and deleting an organization still removes its
+    memberships."""
     if backend == "sqlite":
         url, server = f"sqlite:///{tmp_path / 'upgrade.db'}", None
     else:
@@ -79,7 +80,13 @@ def test_0003_keeps_memberships_and_binds_each_to_its_audience_organization(
                     {"id": contact, "org": org, "email": f"{contact}@example.com", "t": now},
                 )
             connection.execute(_MEMBER, {"contact": "con_a", "org": "org_a", "t": now})
+            # What only a bug could have written: a membership of org_a's audience in org_b.
+            connection.execute(_MEMBER, {"contact": "con_b", "org": "org_b", "t": now})
 
+        with pytest.raises(RuntimeError, match="1 audience memberships name another organization"):
+            upgrade(url)
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM audience_members WHERE contact_id = 'con_b'"))
         upgrade(url)
 
         with engine.connect() as connection:

@@ -19,10 +19,17 @@ both, with nothing of ours around it, took 610-670 ms against a 500 ms target):
   random page of that index.
 
 Measured together, in one run: the import floor 650 → 520 ms, the import itself 690 → 600 ms.
+
+The upgrade runs in one transaction and holds exclusive locks on ``audiences``,
+``audience_members`` and ``contacts`` until it commits; the new key is checked against every
+membership (a scan: seconds at millions). Stop the API and the workers while it runs. A
+membership whose organization differs from its audience's (only a bug could have written one)
+stops the upgrade with the query that lists them, before anything is changed.
 """
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
@@ -35,32 +42,39 @@ MEMBER_ORG_FK = "fk_audience_members_org_id_organizations"
 
 
 def upgrade() -> None:
+    _refuse_memberships_across_organizations()
     op.create_index("uq_audiences_id_org_id", "audiences", ["id", "org_id"], unique=True)
-    if op.get_bind().dialect.name == "postgresql":
-        # NOT VALID, then VALIDATE: existing memberships are checked without blocking writes to
-        # the table for the length of the scan.
-        op.drop_constraint(MEMBER_ORG_FK, "audience_members", type_="foreignkey")
-        op.drop_constraint(MEMBER_AUDIENCE_FK, "audience_members", type_="foreignkey")
-        op.execute(
-            f"ALTER TABLE audience_members ADD CONSTRAINT {MEMBER_AUDIENCE_FK} "
-            "FOREIGN KEY (audience_id, org_id) REFERENCES audiences (id, org_id) "
-            "ON DELETE CASCADE NOT VALID"
+    # PostgreSQL alters the table in place; SQLite cannot alter a foreign key, so the batch
+    # rebuilds audience_members (nothing refers to it: dropping the old copy cascades nowhere).
+    with op.batch_alter_table("audience_members") as batch_op:
+        batch_op.drop_constraint(MEMBER_ORG_FK, type_="foreignkey")
+        batch_op.drop_constraint(MEMBER_AUDIENCE_FK, type_="foreignkey")
+        batch_op.create_foreign_key(
+            MEMBER_AUDIENCE_FK,
+            "audiences",
+            ["audience_id", "org_id"],
+            ["id", "org_id"],
+            ondelete="CASCADE",
         )
-        op.execute(f"ALTER TABLE audience_members VALIDATE CONSTRAINT {MEMBER_AUDIENCE_FK}")
-    else:
-        # SQLite cannot alter a foreign key: the batch rebuilds audience_members (nothing refers
-        # to it, so dropping the old copy cascades nowhere).
-        with op.batch_alter_table("audience_members") as batch_op:
-            batch_op.drop_constraint(MEMBER_ORG_FK, type_="foreignkey")
-            batch_op.drop_constraint(MEMBER_AUDIENCE_FK, type_="foreignkey")
-            batch_op.create_foreign_key(
-                MEMBER_AUDIENCE_FK,
-                "audiences",
-                ["audience_id", "org_id"],
-                ["id", "org_id"],
-                ondelete="CASCADE",
-            )
     op.drop_index("ix_contacts_org_id_id", table_name="contacts")
+
+
+ACROSS_ORGANIZATIONS = """
+    SELECT m.audience_id, m.contact_id, m.org_id, a.org_id AS audience_org_id
+      FROM audience_members AS m JOIN audiences AS a ON a.id = m.audience_id
+     WHERE m.org_id <> a.org_id
+"""
+
+
+def _refuse_memberships_across_organizations() -> None:
+    found = op.get_bind().execute(sa.text(f"SELECT count(*) FROM ({ACROSS_ORGANIZATIONS}) AS x"))
+    count = found.scalar_one()
+    if count:
+        raise RuntimeError(
+            f"{count} audience memberships name another organization than their audience's; "
+            "the new key would refuse them. Nothing was changed. List them with:"
+            f"{ACROSS_ORGANIZATIONS}and delete or correct them, then upgrade again."
+        )
 
 
 def downgrade() -> None:
