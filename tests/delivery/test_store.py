@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
 from tests.delivery.conftest import fresh
@@ -153,3 +155,24 @@ def test_mixed_outcomes_and_a_bounce_land_together(db: Session) -> None:
     assert statuses == {sent.id: "sent", retried.id: "scheduled", bounced.id: "failed"}
     suppressed = db.scalars(select(Suppression.address).where(Suppression.org_id == org.id)).all()
     assert list(suppressed) == [bounced.to_address]
+
+
+def test_a_chunk_whose_second_statement_fails_records_nothing(db: Session) -> None:
+    """The outcomes of a chunk land together or not at all: here the retry cannot be written
+    (its metadata is not JSON), so the 'sent' written before it in the chunk is undone too and
+    both messages stay with the worker's lease."""
+    _, store = _due_campaign(db, 2)
+    now = utcnow()
+    sent, retried = store.claim(10, lease_seconds=60, now=now)
+
+    with pytest.raises((StatementError, TypeError)):
+        store.record(
+            [
+                Result(sent, "sent", at=now, provider_id="ok"),
+                Result(retried, "scheduled", at=now, retry_at=now, metadata={"x": {1, 2}}),
+            ],
+            now,
+        )
+
+    fresh(db)
+    assert {m.status for m in db.scalars(select(Message)).all()} == {"sending"}

@@ -37,12 +37,13 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from tidings.contacts.normalize import suppression_key
 from tidings.db import one_of
 from tidings.delivery.render import ContactData
 from tidings.delivery.suppress import add_suppressions
-from tidings.models import Campaign, Contact, Message, Suppression
+from tidings.models import Campaign, Contact, Message, Suppression, UTCDateTime
 
 messages: Table = Message.__table__  # type: ignore[assignment]
 campaigns: Table = Campaign.__table__  # type: ignore[assignment]
@@ -441,6 +442,11 @@ _PG_RECORD_SENT = text(
            AS v(id, attempt, sent_at, provider_id)
      WHERE m.id = v.id AND m.attempt = v.attempt AND m.status = 'sending'
     """
+).bindparams(
+    # Through the UTC column type, as the ORM statements are: a naive time is refused, not read in
+    # the database server's time zone.
+    bindparam("now", type_=UTCDateTime),
+    bindparam("sent_at", type_=ARRAY(UTCDateTime)),
 )
 _RECORD_RETRY = (
     update(messages)
