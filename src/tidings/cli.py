@@ -203,7 +203,11 @@ def worker(
     ] = None,
     concurrency: Annotated[
         int | None,
-        typer.Option(min=1, help="parallel transport connections (TIDINGS_WORKER_CONCURRENCY)"),
+        typer.Option(
+            min=1,
+            help="parallel transport connections (TIDINGS_WORKER_CONCURRENCY); "
+            "file:// outboxes are written by one thread",
+        ),
     ] = None,
 ) -> None:
     """Deliver scheduled messages. Runs until SIGTERM/SIGINT (finishing the batch in flight);
