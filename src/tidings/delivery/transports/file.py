@@ -81,21 +81,20 @@ def _create_new(path: str) -> int:
 
 class FileMessenger:
     def __init__(self, url: str, domain: str) -> None:
-        self.directory = directory_of(url)
-        self._directory = str(self.directory)
+        self.directory = str(directory_of(url))  # a str: joined with os.path for every message
         self.domain = domain
         self._ready = False
 
     def push(self, message: Outgoing) -> Outcome:
         try:
             if not self._ready:
-                self.directory.mkdir(parents=True, exist_ok=True)
+                os.makedirs(self.directory, exist_ok=True)
                 self._ready = True
             if isinstance(message, Email):
                 name, data = f"{message.message_id}.eml", build_email(message, self.domain)
             else:
                 name, data = f"{message.message_id}.json", _sms_document(message)
-            write_atomically(self._directory, name, data)
+            write_atomically(self.directory, name, data)
         except OSError as exc:
             # A full disk or a missing mount may well be fixed by the next attempt.
             return Deferred(f"cannot write to {self.directory}: {exc}")
