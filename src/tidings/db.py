@@ -130,7 +130,7 @@ def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def text_array(values: Sequence[str | None]) -> Any:
+def _text_array(values: Sequence[str | None]) -> Any:
     """A PostgreSQL ``text[]`` bound parameter."""
     return bindparam(None, list(values), type_=ARRAY(String))
 
@@ -138,7 +138,7 @@ def text_array(values: Sequence[str | None]) -> Any:
 def value_list(values: Sequence[str], postgres: bool) -> TableValuedAlias:
     """A one-column table ``value`` holding ``values``, from a single bound parameter."""
     if postgres:
-        return func.unnest(text_array(values)).table_valued("value").render_derived()
+        return func.unnest(_text_array(values)).table_valued("value").render_derived()
     return func.json_each(json.dumps(list(values))).table_valued("value")
 
 
@@ -146,7 +146,7 @@ def one_of(column: Any, values: Sequence[str], postgres: bool) -> ColumnElement[
     """``column IN values`` with the list as one parameter. On PostgreSQL ``= ANY(array)``, which
     probes an index on ``column`` once per value like an ``IN`` list does."""
     if postgres:
-        return cast(ColumnElement[bool], column == any_(text_array(values)))
+        return cast(ColumnElement[bool], column == any_(_text_array(values)))
     return cast(ColumnElement[bool], column.in_(select(value_list(values, False).c.value)))
 
 
