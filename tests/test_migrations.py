@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from tests.conftest import POSTGRES_URL
 from tidings.db import get_engine, make_engine
 from tidings.migrations import alembic_config, upgrade
-from tidings.models import Base, built_on
+from tidings.models import SEARCH_INDEX, Base, alembic_compares
 from tidings.scratch import create_database, drop_database
 
 
@@ -31,8 +31,8 @@ def test_migrations_match_models(settings_env: None) -> None:
             connection,
             opts={
                 "compare_type": False,
-                # PostgreSQL-only indexes (``ddl_if``) are not expected on SQLite.
-                "include_object": lambda item, *_: built_on(item, dialect),
+                # Not PostgreSQL-only indexes on SQLite, nor expression indexes (see the function).
+                "include_object": lambda item, *_: alembic_compares(item, dialect),
             },
         )
         diff = compare_metadata(context, Base.metadata)
@@ -109,3 +109,38 @@ _MEMBER = text(
     "INSERT INTO audience_members (audience_id, contact_id, org_id, created_at) "
     "VALUES ('aud_a', :contact, :org, :t)"
 )
+
+
+def test_0004_replaces_the_three_search_indexes_with_one_and_back(backend: str) -> None:
+    """PostgreSQL only (SQLite has no trigram index): the upgrade leaves one search index, with
+    no statistics kept on it; the downgrade restores the three per-column ones."""
+    if backend == "sqlite":
+        pytest.skip("the search indexes exist on PostgreSQL only")
+    url = create_database(POSTGRES_URL, "tidings_migration")
+    engine = make_engine(url)
+    indexes = text(
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'contacts' AND indexdef LIKE '%gin%'"
+        " ORDER BY indexname"
+    )
+    try:
+        upgrade(url, "0003")
+        with engine.connect() as connection:
+            assert list(connection.scalars(indexes)) == [
+                "ix_contacts_email_trgm",
+                "ix_contacts_name_trgm",
+                "ix_contacts_phone_trgm",
+            ]
+        upgrade(url)
+        with engine.connect() as connection:
+            assert list(connection.scalars(indexes)) == [SEARCH_INDEX]
+            statistics = text(
+                "SELECT attstattarget FROM pg_attribute "
+                "WHERE attrelid = CAST(:index AS regclass) AND attnum = 1"
+            )
+            assert connection.scalar(statistics, {"index": SEARCH_INDEX}) == 0
+        command.downgrade(alembic_config(url), "0003")
+        with engine.connect() as connection:
+            assert len(list(connection.scalars(indexes))) == 3
+    finally:
+        engine.dispose()
+        drop_database(POSTGRES_URL, url)

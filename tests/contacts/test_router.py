@@ -204,6 +204,25 @@ def test_search_matches_name_email_and_phone_case_insensitively(
     assert len(names("")) == 3
 
 
+def test_search_never_matches_across_two_fields(client: ApiClient, headers: dict[str, str]) -> None:
+    """Name, email and phone are searched as one text joined by a newline; a term may only match
+    inside one of them, also when the term itself holds a newline (then matched field by field).
+    """
+    payload = {"email": "bob@example.com", "phone": "+14155550123", "name": "Ann"}
+    assert client.post("/v1/contacts", headers=headers, json=payload).status_code == 201
+    multiline = {"email": "x@example.com", "name": "Line one\nLine two"}
+    assert client.post("/v1/contacts", headers=headers, json=multiline).status_code == 201
+
+    def names(term: str) -> list[str]:
+        page = client.get("/v1/contacts", headers=headers, params={"search": term}).json()
+        return [c["name"] for c in page["data"]]
+
+    assert names("ann") == ["Ann"]
+    for across in ("Ann\nbob", "annbob", "Ann bob", ".com\n+1415", "com+1415"):
+        assert names(across) == [], across
+    assert names("one\nLine") == ["Line one\nLine two"]
+
+
 def test_list_is_newest_first_and_paginated(client: ApiClient, headers: dict[str, str]) -> None:
     ids = [
         client.post("/v1/contacts", headers=headers, json={"email": f"c{i}@example.com"}).json()[

@@ -16,7 +16,13 @@ from tidings.auth import Principal
 from tidings.contacts.normalize import InvalidAddress, normalize_email, normalize_phone
 from tidings.errors import Conflict, NotFound, ValidationFailed
 from tidings.ids import new_id
-from tidings.models import Audience, AudienceMember, Contact
+from tidings.models import (
+    SEARCH_SEPARATOR,
+    Audience,
+    AudienceMember,
+    Contact,
+    contact_search_text,
+)
 from tidings.tenancy import for_org, get_for_org, org_filter
 from tidings.timeutil import utcnow
 
@@ -32,18 +38,24 @@ class ContactExists(Conflict):
 def search_filter(term: str | None) -> ColumnElement[bool] | None:
     """Case-insensitive substring match on name, email and phone; ``None`` when there is no term.
 
-    LIKE wildcards in the term are escaped so ``50%`` searches for the text, not a pattern.
+    LIKE wildcards in the term are escaped so ``50%`` searches for the text, not a pattern. The
+    three fields are matched as one text (``models.contact_search_text``, which PostgreSQL's
+    trigram index covers); only a term holding the separator could match across two fields
+    there, so such a term is matched field by field instead.
     """
     term = (term or "").strip()
     if not term:
         return None
     escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     pattern = f"%{escaped}%"
-    return or_(
-        Contact.name.ilike(pattern, escape="\\"),
-        Contact.email.ilike(pattern, escape="\\"),
-        Contact.phone.ilike(pattern, escape="\\"),
-    )
+    if SEARCH_SEPARATOR in term:
+        return or_(
+            *(
+                column.ilike(pattern, escape="\\")
+                for column in (Contact.name, Contact.email, Contact.phone)
+            )
+        )
+    return contact_search_text(Contact).ilike(pattern, escape="\\")
 
 
 def _normalized(field: str, raw: str | None) -> str | None:

@@ -6,7 +6,7 @@ from alembic import context
 
 from tidings.config import get_settings
 from tidings.db import make_engine
-from tidings.models import Base, built_on
+from tidings.models import Base, alembic_compares
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url") or get_settings().database_url
@@ -18,7 +18,7 @@ with engine.connect() as connection:
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
-        include_object=lambda item, *_: built_on(item, connection.dialect.name),
+        include_object=lambda item, *_: alembic_compares(item, connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()
