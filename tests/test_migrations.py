@@ -144,3 +144,56 @@ def test_0004_replaces_the_three_search_indexes_with_one_and_back(backend: str) 
     finally:
         engine.dispose()
         drop_database(POSTGRES_URL, url)
+
+
+def test_0005_keeps_one_contact_per_address_without_indexing_absent_ones(backend: str) -> None:
+    """PostgreSQL only (SQLite keeps its constraints): after the upgrade an address is still
+    unique per organization and contacts without one coexist, but only contacts that have the
+    address are in its index; the downgrade restores the constraints."""
+    if backend == "sqlite":
+        pytest.skip("the partial keys exist on PostgreSQL only")
+    url = create_database(POSTGRES_URL, "tidings_migration")
+    engine = make_engine(url)
+    definitions = text(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'contacts' "
+        "AND indexname LIKE 'uq_contacts_org_id_%' ORDER BY indexname"
+    )
+    insert = text(
+        "INSERT INTO contacts (id, org_id, email, phone, metadata, created_at, updated_at) "
+        "VALUES (:id, 'org_a', :email, :phone, '{}', now(), now())"
+    )
+    try:
+        upgrade(url)
+        with engine.connect() as connection:
+            found = dict(connection.execute(definitions).tuples().all())
+        assert set(found) == {
+            "uq_contacts_org_id_email_not_null",
+            "uq_contacts_org_id_phone_not_null",
+        }
+        assert "WHERE (email IS NOT NULL)" in found["uq_contacts_org_id_email_not_null"]
+        assert "WHERE (phone IS NOT NULL)" in found["uq_contacts_org_id_phone_not_null"]
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO organizations (id, name, timezone, created_at, updated_at) "
+                    "VALUES ('org_a', 'A', 'UTC', now(), now())"
+                )
+            )
+            connection.execute(insert, {"id": "con_1", "email": "a@example.com", "phone": None})
+            connection.execute(insert, {"id": "con_2", "email": "b@example.com", "phone": None})
+            connection.execute(insert, {"id": "con_3", "email": None, "phone": "+14155550100"})
+        for clash in (
+            {"email": "a@example.com", "phone": None},
+            {"email": None, "phone": "+14155550100"},
+        ):
+            with pytest.raises(IntegrityError), engine.begin() as connection:
+                connection.execute(insert, {"id": "con_4", **clash})
+        command.downgrade(alembic_config(url), "0004")
+        with engine.connect() as connection:
+            assert set(dict(connection.execute(definitions).tuples().all())) == {
+                "uq_contacts_org_id_email",
+                "uq_contacts_org_id_phone",
+            }
+    finally:
+        engine.dispose()
+        drop_database(POSTGRES_URL, url)
