@@ -100,8 +100,29 @@ def _session_factory() -> sessionmaker[Session]:
     return sessionmaker(bind=get_engine(), expire_on_commit=False, autoflush=False)
 
 
-def new_session() -> Session:
-    return _session_factory()()
+def new_session(*, read_only: bool | None = None) -> Session:
+    """A session on the configured database. ``read_only`` says what a request's session is for:
+
+    * reading, on PostgreSQL: autocommit, no transaction. Each statement is consistent on its
+      own (a page carries its total), and BEGIN and COMMIT were two of a list request's five
+      round trips;
+    * writing, on SQLite: ``BEGIN IMMEDIATE``. SQLite has one writer, and a transaction that has
+      read (the API key) cannot become the writer once another has committed since
+      (SQLITE_BUSY_SNAPSHOT, no waiting), so concurrent writes failed; a writing request takes
+      the lock with its first statement and waits for it instead.
+
+    The options ride on the session's bind, so making the session touches no connection."""
+    if read_only is None:
+        return _session_factory()()
+    return _session_factory()(bind=_request_bind(read_only))
+
+
+@lru_cache
+def _request_bind(read_only: bool) -> Engine:
+    engine = get_engine()
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT") if read_only else engine
+    return engine if read_only else engine.execution_options(sqlite_begin="IMMEDIATE")
 
 
 @contextmanager
@@ -124,6 +145,7 @@ def reset_engine() -> None:
         get_engine().dispose()
     get_engine.cache_clear()
     _session_factory.cache_clear()
+    _request_bind.cache_clear()
 
 
 def is_postgres(session: Session) -> bool:
