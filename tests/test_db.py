@@ -1,0 +1,32 @@
+"""``db``'s list parameters: a list of any texts travels as one parameter and arrives intact."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tidings.db import is_postgres, one_of, value_list
+
+AWKWARD = [
+    "plain",
+    "",
+    'a "quoted" local part',
+    "back\\slash",
+    "comma, {braces}, [brackets]",
+    "NULL",
+    "naïve ünïcode ✉",
+    "new\nline",
+    "x" * 500,
+]
+
+
+def test_value_list_carries_any_text_intact(db: Session) -> None:
+    values = value_list(AWKWARD, is_postgres(db))
+    assert sorted(db.scalars(select(values.c.value))) == sorted(AWKWARD)
+
+
+def test_one_of_matches_exactly_the_listed_texts(db: Session) -> None:
+    postgres = is_postgres(db)
+    candidates = select(value_list([*AWKWARD, "absent", "Plain"], postgres).c.value).subquery()
+    stmt = select(candidates.c.value).where(one_of(candidates.c.value, AWKWARD, postgres))
+    assert sorted(db.scalars(stmt)) == sorted(AWKWARD)
