@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from tests.conftest import POSTGRES_URL
@@ -111,49 +112,57 @@ _MEMBER = text(
 )
 
 
-def test_0004_replaces_the_three_search_indexes_with_one_and_back(backend: str) -> None:
-    """PostgreSQL only (SQLite has no trigram index): the upgrade leaves one search index, with
-    no statistics kept on it; the downgrade restores the three per-column ones."""
+@pytest.fixture
+def postgres_scratch(backend: str) -> Iterator[tuple[str, Engine]]:
+    """An empty database of its own, for migrations that change nothing on SQLite."""
     if backend == "sqlite":
-        pytest.skip("the search indexes exist on PostgreSQL only")
+        pytest.skip("this migration changes PostgreSQL only")
     url = create_database(POSTGRES_URL, "tidings_migration")
     engine = make_engine(url)
-    indexes = text(
-        "SELECT indexname FROM pg_indexes WHERE tablename = 'contacts' AND indexdef LIKE '%gin%'"
-        " ORDER BY indexname"
-    )
     try:
-        upgrade(url, "0003")
-        with engine.connect() as connection:
-            assert list(connection.scalars(indexes)) == [
-                "ix_contacts_email_trgm",
-                "ix_contacts_name_trgm",
-                "ix_contacts_phone_trgm",
-            ]
-        upgrade(url)
-        with engine.connect() as connection:
-            assert list(connection.scalars(indexes)) == [SEARCH_INDEX]
-            statistics = text(
-                "SELECT attstattarget FROM pg_attribute "
-                "WHERE attrelid = CAST(:index AS regclass) AND attnum = 1"
-            )
-            assert connection.scalar(statistics, {"index": SEARCH_INDEX}) == 0
-        command.downgrade(alembic_config(url), "0003")
-        with engine.connect() as connection:
-            assert len(list(connection.scalars(indexes))) == 3
+        yield url, engine
     finally:
         engine.dispose()
         drop_database(POSTGRES_URL, url)
 
 
-def test_0005_keeps_one_contact_per_address_without_indexing_absent_ones(backend: str) -> None:
+def test_0004_replaces_the_three_search_indexes_with_one_and_back(
+    postgres_scratch: tuple[str, Engine],
+) -> None:
+    """PostgreSQL only (SQLite has no trigram index): the upgrade leaves one search index, with
+    no statistics kept on it; the downgrade restores the three per-column ones."""
+    url, engine = postgres_scratch
+    indexes = text(
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'contacts' AND indexdef LIKE '%gin%'"
+        " ORDER BY indexname"
+    )
+    upgrade(url, "0003")
+    with engine.connect() as connection:
+        assert list(connection.scalars(indexes)) == [
+            "ix_contacts_email_trgm",
+            "ix_contacts_name_trgm",
+            "ix_contacts_phone_trgm",
+        ]
+    upgrade(url)
+    with engine.connect() as connection:
+        assert list(connection.scalars(indexes)) == [SEARCH_INDEX]
+        statistics = text(
+            "SELECT attstattarget FROM pg_attribute "
+            "WHERE attrelid = CAST(:index AS regclass) AND attnum = 1"
+        )
+        assert connection.scalar(statistics, {"index": SEARCH_INDEX}) == 0
+    command.downgrade(alembic_config(url), "0003")
+    with engine.connect() as connection:
+        assert len(list(connection.scalars(indexes))) == 3
+
+
+def test_0005_keeps_one_contact_per_address_without_indexing_absent_ones(
+    postgres_scratch: tuple[str, Engine],
+) -> None:
     """PostgreSQL only (SQLite keeps its constraints): after the upgrade an address is still
     unique per organization and contacts without one coexist, but only contacts that have the
     address are in its index; the downgrade restores the constraints."""
-    if backend == "sqlite":
-        pytest.skip("the partial keys exist on PostgreSQL only")
-    url = create_database(POSTGRES_URL, "tidings_migration")
-    engine = make_engine(url)
+    url, engine = postgres_scratch
     definitions = text(
         "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'contacts' "
         "AND indexname LIKE 'uq_contacts_org_id_%' ORDER BY indexname"
@@ -162,38 +171,34 @@ def test_0005_keeps_one_contact_per_address_without_indexing_absent_ones(backend
         "INSERT INTO contacts (id, org_id, email, phone, metadata, created_at, updated_at) "
         "VALUES (:id, 'org_a', :email, :phone, '{}', now(), now())"
     )
-    try:
-        upgrade(url)
-        with engine.connect() as connection:
-            found = dict(connection.execute(definitions).tuples().all())
-        assert set(found) == {
-            "uq_contacts_org_id_email_not_null",
-            "uq_contacts_org_id_phone_not_null",
-        }
-        assert "WHERE (email IS NOT NULL)" in found["uq_contacts_org_id_email_not_null"]
-        assert "WHERE (phone IS NOT NULL)" in found["uq_contacts_org_id_phone_not_null"]
-        with engine.begin() as connection:
-            connection.execute(
-                text(
-                    "INSERT INTO organizations (id, name, timezone, created_at, updated_at) "
-                    "VALUES ('org_a', 'A', 'UTC', now(), now())"
-                )
+    upgrade(url)
+    with engine.connect() as connection:
+        found = dict(connection.execute(definitions).tuples().all())
+    assert set(found) == {
+        "uq_contacts_org_id_email_not_null",
+        "uq_contacts_org_id_phone_not_null",
+    }
+    assert "WHERE (email IS NOT NULL)" in found["uq_contacts_org_id_email_not_null"]
+    assert "WHERE (phone IS NOT NULL)" in found["uq_contacts_org_id_phone_not_null"]
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO organizations (id, name, timezone, created_at, updated_at) "
+                "VALUES ('org_a', 'A', 'UTC', now(), now())"
             )
-            connection.execute(insert, {"id": "con_1", "email": "a@example.com", "phone": None})
-            connection.execute(insert, {"id": "con_2", "email": "b@example.com", "phone": None})
-            connection.execute(insert, {"id": "con_3", "email": None, "phone": "+14155550100"})
-        for clash in (
-            {"email": "a@example.com", "phone": None},
-            {"email": None, "phone": "+14155550100"},
-        ):
-            with pytest.raises(IntegrityError), engine.begin() as connection:
-                connection.execute(insert, {"id": "con_4", **clash})
-        command.downgrade(alembic_config(url), "0004")
-        with engine.connect() as connection:
-            assert set(dict(connection.execute(definitions).tuples().all())) == {
-                "uq_contacts_org_id_email",
-                "uq_contacts_org_id_phone",
-            }
-    finally:
-        engine.dispose()
-        drop_database(POSTGRES_URL, url)
+        )
+        connection.execute(insert, {"id": "con_1", "email": "a@example.com", "phone": None})
+        connection.execute(insert, {"id": "con_2", "email": "b@example.com", "phone": None})
+        connection.execute(insert, {"id": "con_3", "email": None, "phone": "+14155550100"})
+    for clash in (
+        {"email": "a@example.com", "phone": None},
+        {"email": None, "phone": "+14155550100"},
+    ):
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            connection.execute(insert, {"id": "con_4", **clash})
+    command.downgrade(alembic_config(url), "0004")
+    with engine.connect() as connection:
+        assert set(dict(connection.execute(definitions).tuples().all())) == {
+            "uq_contacts_org_id_email",
+            "uq_contacts_org_id_phone",
+        }
