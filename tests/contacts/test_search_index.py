@@ -77,6 +77,8 @@ def test_every_contact_search_is_served_by_the_search_index(
         list_contacts_stmt(org.id, "c12345@"),
         members_stmt(audience, "Person 12345"),
         available_stmt(audience, "son 12345"),
+        # A term with the separator: the index finds candidates, each field is then checked.
+        list_contacts_stmt(org.id, "Person 12345\nc12345"),
     ):
         assert SEARCH_INDEX in _plan(db, stmt), _plan(db, stmt)
     # Knowing nothing of the values, the planner may start elsewhere for an audience; for the

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -40,22 +40,20 @@ def search_filter(term: str | None) -> ColumnElement[bool] | None:
 
     LIKE wildcards in the term are escaped so ``50%`` searches for the text, not a pattern. The
     three fields are matched as one text (``models.contact_search_text``, which PostgreSQL's
-    trigram index covers); only a term holding the separator could match across two fields
-    there, so such a term is matched field by field instead.
+    trigram index covers). Only a term holding the separator could match across two fields
+    there; for such a term the joined text's matches are only candidates, kept if one field
+    matches on its own.
     """
     term = (term or "").strip()
     if not term:
         return None
     escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     pattern = f"%{escaped}%"
-    if SEARCH_SEPARATOR in term:
-        return or_(
-            *(
-                column.ilike(pattern, escape="\\")
-                for column in (Contact.name, Contact.email, Contact.phone)
-            )
-        )
-    return contact_search_text(Contact).ilike(pattern, escape="\\")
+    joined = contact_search_text(Contact).ilike(pattern, escape="\\")
+    if SEARCH_SEPARATOR not in term:
+        return joined
+    fields = (Contact.name, Contact.email, Contact.phone)
+    return and_(joined, or_(*(field.ilike(pattern, escape="\\") for field in fields)))
 
 
 def _normalized(field: str, raw: str | None) -> str | None:
