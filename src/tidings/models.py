@@ -168,9 +168,9 @@ def alembic_compares(item: Any, dialect_name: str) -> bool:
 # searched as one text, joined by SEARCH_SEPARATOR, under ONE pg_trgm GIN index: an import writes
 # each distinct trigram of a contact once instead of once per column (name and email share most
 # of theirs), and a search plans and scans one index instead of a BitmapOr of three (migration
-# 0004 has the figures). A term without the separator cannot match across two fields; a term
-# with one is searched field by field (``contacts.service.search_filter``). SQLite has no such
-# index.
+# 0004 has the figures). A term without the separator cannot match across two fields; the
+# index's candidates for a term with one are checked field by field
+# (``contacts.service.search_filter``). SQLite has no such index.
 SEARCH_SEPARATOR = "\n"
 SEARCH_INDEX = "ix_contacts_search_trgm"
 EXPRESSION_INDEXES = frozenset({SEARCH_INDEX})

@@ -8,10 +8,10 @@ One contact per email and one per phone in an organization: on PostgreSQL these 
 constraints on ``(org_id, email)`` and ``(org_id, phone)``, whose indexes hold a NULL entry for
 every contact without that address; a NULL is never a duplicate, so those entries serve nothing.
 They become unique indexes of only the contacts that have the address (``WHERE ... IS NOT NULL``,
-named ``..._not_null``), with the same guarantee. An import of 10,000 contacts with emails and no phones then writes
-10,000 fewer index entries: the raw COPY took 283 → 256 ms (``bench/imports.py``'s file,
-alternating runs). A lookup by address (``phone = :value``) implies ``IS NOT NULL``, so it uses
-the partial index as before.
+named ``..._not_null``), with the same guarantee. An import of 10,000 contacts with emails and
+no phones then writes 10,000 fewer index entries: the raw COPY took 283 → 256 ms
+(``bench/imports.py``'s file, alternating runs). A lookup by address (``phone = :value``)
+implies ``IS NOT NULL``, so it uses the partial index as before.
 
 SQLite keeps its unique constraints: changing them means rebuilding ``contacts``, which with
 foreign keys on would cascade into ``audience_members``, for a per-row cost SQLite hardly has.
