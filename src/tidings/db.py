@@ -14,8 +14,9 @@ parse a huge statement, and even 200 ids (a delivery batch) cost more to render,
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, cast
@@ -24,6 +25,7 @@ from sqlalchemy import (
     JSON,
     ColumnElement,
     Engine,
+    Select,
     String,
     Table,
     TableValuedAlias,
@@ -147,6 +149,17 @@ def reset_engine() -> None:
     get_engine.cache_clear()
     _session_factory.cache_clear()
     _request_bind.cache_clear()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A list statement built once, its request values named bind parameters, with this request's
+    values. A statement as elaborate as a contact search (a CTE, an aliased entity, its count)
+    cost ~1 ms of Python to build per request; built once, with its page and count statements
+    (``pagination._windows``), a request only binds values: 1.1-1.4 ms off an audience search's median."""
+
+    stmt: Select[Any]
+    values: Mapping[str, Any]
 
 
 def is_postgres(session: Session) -> bool:

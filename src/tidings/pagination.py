@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from functools import cached_property, lru_cache
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
-from sqlalchemy import Select, func, select
+from sqlalchemy import BigInteger, Select, bindparam, func, select
 from sqlalchemy.orm import Session
+
+from tidings.db import Prepared
 
 T = TypeVar("T")
 Row = TypeVar("Row")
@@ -49,7 +52,7 @@ class Page(BaseModel, Generic[T]):
 
 def paginate(
     session: Session,
-    stmt: Select[Any],
+    stmt: Select[Any] | Prepared,
     params: PageParams,
     serialize: Callable[[Any], T],
     *,
@@ -62,19 +65,27 @@ def paginate(
     subquery, which both backends evaluate once): one round trip, and a search's materialized
     matches (``contacts.service.newest_first``) are found once for both.
     """
+    if isinstance(stmt, Prepared):
+        windows, values = _prepared_windows(stmt.stmt), dict(stmt.values)
+    else:
+        windows, values = _Windows(stmt), {}
     offset = params.offset
     if offset > MAX_OFFSET or (total is not None and offset >= total):
         # A page past the end is empty without asking; an absurd page number would also overflow
         # OFFSET (a 500 on both backends).
-        return _page([], total if total is not None else _count(session, stmt), params, serialize)
+        if total is None:
+            total = session.scalar(windows.counting, values) or 0
+        return _page([], total, params, serialize)
+    values.update(page_limit=params.limit, page_offset=offset)
     if total is not None:
-        rows = session.scalars(stmt.limit(params.limit).offset(offset)).all()
+        rows = session.scalars(windows.page, values).all()
         return _page(rows, total, params, serialize)
-    counted = _counting(stmt).scalar_subquery()
-    pairs = session.execute(stmt.add_columns(counted).limit(params.limit).offset(offset)).all()
+    pairs = session.execute(windows.counted_page, values).all()
     if pairs:
         return _page([row for row, _ in pairs], pairs[0][1], params, serialize)
-    return _page([], 0 if offset == 0 else _count(session, stmt), params, serialize)
+    if offset:  # past the last page: no row carries the total
+        total = session.scalar(windows.counting, values) or 0
+    return _page([], total or 0, params, serialize)
 
 
 def _page(
@@ -89,10 +100,34 @@ def _page(
     )
 
 
-def _count(session: Session, stmt: Select[Any]) -> int:
-    """How many rows ``stmt`` returns (for a page past the end, which has no row to carry it)."""
-    return session.scalar(_counting(stmt)) or 0
+# A page's size and start, bound per request.
+_LIMIT = bindparam("page_limit", type_=BigInteger)
+_OFFSET = bindparam("page_offset", type_=BigInteger)
 
 
-def _counting(stmt: Select[Any]) -> Select[int]:
-    return select(func.count()).select_from(stmt.order_by(None).subquery())
+class _Windows:
+    """What ``paginate`` runs for ``stmt``, each built when first needed: the page, the page with
+    the total on every row, and the total alone."""
+
+    def __init__(self, stmt: Select[Any]) -> None:
+        self.stmt = stmt
+
+    @cached_property
+    def counting(self) -> Select[int]:
+        return select(func.count()).select_from(self.stmt.order_by(None).subquery())
+
+    @cached_property
+    def page(self) -> Select[Any]:
+        return self.stmt.limit(_LIMIT).offset(_OFFSET)
+
+    @cached_property
+    def counted_page(self) -> Select[Any]:
+        counted = self.stmt.add_columns(self.counting.scalar_subquery())
+        return counted.limit(_LIMIT).offset(_OFFSET)
+
+
+@lru_cache(maxsize=64)
+def _prepared_windows(stmt: Select[Any]) -> _Windows:
+    """The windows of a ``Prepared`` statement, kept: its template lives as long as the process
+    (cached by identity), so each is built once, not per request."""
+    return _Windows(stmt)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import BindParameter, Select, select
 from sqlalchemy.orm import Session
 
 from tidings.errors import NotFound
@@ -16,8 +16,9 @@ from tidings.errors import NotFound
 M = TypeVar("M")
 
 
-def for_org(model: type[M], org_id: str) -> Select[M]:
-    """``SELECT model WHERE org_id = :org_id``; add filters to it, never remove this one."""
+def for_org(model: type[M], org_id: str | BindParameter[str]) -> Select[M]:
+    """``SELECT model WHERE org_id = :org_id``; add filters to it, never remove this one. ``org_id``
+    may be a bind parameter, for a statement built once and run with each request's value."""
     return select(model).where(model.org_id == org_id)  # type: ignore[attr-defined]
 
 

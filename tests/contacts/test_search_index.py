@@ -7,18 +7,18 @@ the organization. So the statements the API runs are explained here, not just ru
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
 import pytest
 from psycopg import sql
-from sqlalchemy import Select, Table, text
+from sqlalchemy import Table, text
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session
 
 from tests.factories import make_audience, make_contact, make_org
 from tidings.audiences.service import available_stmt, members_stmt
 from tidings.contacts.service import list_contacts_stmt
-from tidings.db import bulk_insert
+from tidings.db import Prepared, bulk_insert
 from tidings.ids import new_id
 from tidings.imports.store import CONTACT_COLUMNS
 from tidings.models import SEARCH_INDEX, AudienceMember, Contact
@@ -34,12 +34,13 @@ def postgres_only(backend: str) -> None:
 MEMBER_COLUMNS = ("audience_id", "contact_id", "org_id", "created_at")
 
 
-def _plan(db: Session, stmt: Select[Any], *, generic: bool = False) -> str:
-    """The plan of ``stmt`` with its values as bound parameters, as the API sends it. ``generic``:
+def _plan(db: Session, query: Prepared, *, generic: bool = False) -> str:
+    """The plan of ``query`` with its values as bound parameters, as the API sends it. ``generic``:
     planned without the values, as PostgreSQL may plan a prepared statement it reuses; a constant
     of the search expression sent as a parameter would then no longer match the index's."""
-    compiled = stmt.compile(dialect=psycopg_dialect(paramstyle="numeric_dollar"))
-    values = tuple(compiled.params[name] for name in compiled.positiontup or ())
+    compiled = query.stmt.compile(dialect=psycopg_dialect(paramstyle="numeric_dollar"))
+    params = compiled.construct_params(dict(query.values))
+    values = tuple(params[name] for name in compiled.positiontup or ())
     connection = db.connection()
     raw = connection.connection.driver_connection
     mode = "force_generic_plan" if generic else "force_custom_plan"

@@ -7,17 +7,24 @@ so listing audiences never counts members.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, String, delete, exists, literal, select, update
+from sqlalchemy import Select, String, bindparam, delete, exists, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tidings.audit.service import record_event
 from tidings.auth import Principal
-from tidings.contacts.service import contacts_in_org, newest_first
-from tidings.db import is_postgres
+from tidings.contacts.service import (
+    ORG_ID,
+    Search,
+    contacts_in_org,
+    newest_first,
+    search_values,
+)
+from tidings.db import Prepared, is_postgres
 from tidings.errors import Conflict, NotFound, ValidationFailed
 from tidings.ids import new_id
 from tidings.models import Audience, AudienceMember, Campaign, Contact, UTCDateTime
@@ -203,21 +210,44 @@ def delete_audience(session: Session, actor: Principal, audience_id: str) -> Non
 # --- members -----------------------------------------------------------------------------------
 
 
-def members_stmt(audience: Audience, search: str | None) -> Select[Any]:
+# The audience of a member list template (``contacts.service.ORG_ID`` is its organization).
+AUDIENCE_ID = bindparam("audience_id", type_=String)
+
+
+@lru_cache
+def _members_template(how: Search) -> Select[Any]:
     stmt = (
-        for_org(Contact, audience.org_id)
+        for_org(Contact, ORG_ID)
         .join(AudienceMember, AudienceMember.contact_id == Contact.id)
-        .where(AudienceMember.audience_id == audience.id)
+        .where(AudienceMember.audience_id == AUDIENCE_ID)
     )
-    return newest_first(stmt, search)
+    return newest_first(stmt, how)
 
 
-def available_stmt(audience: Audience, search: str | None) -> Select[Any]:
+@lru_cache
+def _available_template(how: Search) -> Select[Any]:
     """Contacts of the org that are not members (an anti-join on the membership primary key)."""
     is_member = exists().where(
-        AudienceMember.audience_id == audience.id, AudienceMember.contact_id == Contact.id
+        AudienceMember.audience_id == AUDIENCE_ID, AudienceMember.contact_id == Contact.id
     )
-    return newest_first(for_org(Contact, audience.org_id).where(~is_member), search)
+    return newest_first(for_org(Contact, ORG_ID).where(~is_member), how)
+
+
+def members_stmt(audience: Audience, search: str | None) -> Prepared:
+    """The audience's members, newest first, narrowed to ``search``."""
+    how, values = search_values(search)
+    return Prepared(
+        _members_template(how), {"org_id": audience.org_id, "audience_id": audience.id, **values}
+    )
+
+
+def available_stmt(audience: Audience, search: str | None) -> Prepared:
+    """The organization's contacts that are not in the audience, newest first."""
+    how, values = search_values(search)
+    return Prepared(
+        _available_template(how),
+        {"org_id": audience.org_id, "audience_id": audience.id, **values},
+    )
 
 
 def _checked_ids(contact_ids: list[str]) -> list[str]:

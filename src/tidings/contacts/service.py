@@ -5,15 +5,28 @@ Every read goes through ``tenancy``; writes only ``flush()`` — the caller owns
 
 from __future__ import annotations
 
+from enum import Enum
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    bindparam,
+    delete,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from tidings.audit.service import record_event
 from tidings.auth import Principal
 from tidings.contacts.normalize import InvalidAddress, normalize_email, normalize_phone
+from tidings.db import Prepared
 from tidings.errors import Conflict, NotFound, ValidationFailed
 from tidings.ids import new_id
 from tidings.models import (
@@ -35,25 +48,46 @@ class ContactExists(Conflict):
     code = "contact_exists"
 
 
-def search_filter(term: str | None) -> ColumnElement[bool] | None:
-    """Case-insensitive substring match on name, email and phone; ``None`` when there is no term.
+# The request values of the contact list templates (``Prepared`` statements built once).
+ORG_ID = bindparam("org_id", type_=String)
+SEARCH_PATTERN = bindparam("search_pattern", type_=String)
 
-    LIKE wildcards in the term are escaped so ``50%`` searches for the text, not a pattern. The
-    three fields are matched as one text (``models.contact_search_text``, which PostgreSQL's
+
+class Search(Enum):
+    """How a list matches its ``search`` term (one template per way)."""
+
+    NONE = "none"  # no term: every contact
+    JOINED = "joined"  # name, email and phone as one text
+    BY_FIELD = "by_field"  # a term holding the separator: the joined text's candidates, by field
+
+
+def search_values(term: str | None) -> tuple[Search, dict[str, str]]:
+    """How ``term`` is matched and the value of ``SEARCH_PATTERN``: a case-insensitive substring
+    of name, email or phone. LIKE wildcards in the term are escaped so ``50%`` searches for the
+    text, not a pattern."""
+    term = (term or "").strip()
+    if not term:
+        return Search.NONE, {}
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    how = Search.BY_FIELD if SEARCH_SEPARATOR in term else Search.JOINED
+    return how, {"search_pattern": f"%{escaped}%"}
+
+
+def search_filter(how: Search) -> ColumnElement[bool] | None:
+    """The condition of ``SEARCH_PATTERN``; ``None`` for ``Search.NONE``.
+
+    The three fields are matched as one text (``models.contact_search_text``, which PostgreSQL's
     trigram index covers). Only a term holding the separator could match across two fields
     there; for such a term the joined text's matches are only candidates, kept if one field
     matches on its own.
     """
-    term = (term or "").strip()
-    if not term:
+    if how is Search.NONE:
         return None
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    pattern = f"%{escaped}%"
-    joined = contact_search_text(Contact).ilike(pattern, escape="\\")
-    if SEARCH_SEPARATOR not in term:
+    joined = contact_search_text(Contact).ilike(SEARCH_PATTERN, escape="\\")
+    if how is Search.JOINED:
         return joined
     fields = (Contact.name, Contact.email, Contact.phone)
-    return and_(joined, or_(*(field.ilike(pattern, escape="\\") for field in fields)))
+    return and_(joined, or_(*(field.ilike(SEARCH_PATTERN, escape="\\") for field in fields)))
 
 
 def _normalized(field: str, raw: str | None) -> str | None:
@@ -101,21 +135,21 @@ def _flush_unique(session: Session) -> None:
         raise ContactExists("A contact with this email or phone exists already.") from None
 
 
-def newest_first(stmt: Select[Any], search: str | None) -> Select[Any]:
+def newest_first(stmt: Select[Any], how: Search) -> Select[Any]:
     """``stmt`` (an organization's contacts, perhaps joined to a membership), narrowed to
-    ``search`` and ordered newest first: the one shape of every contact list.
+    ``SEARCH_PATTERN`` as ``how`` says and ordered newest first: the one shape of every contact
+    list.
 
     With a term, every match is collected first (a MATERIALIZED CTE, found through the trigram
-    indexes on PostgreSQL) and only those are sorted. Left to choose, PostgreSQL would walk
+    index on PostgreSQL) and only those are sorted. Left to choose, PostgreSQL would walk
     ``ix_contacts_org_id_created_at`` and filter, betting on its estimate of how many contacts
-    match; an ILIKE estimate comes from the column's histogram and is often off a hundredfold, and
-    where the matches are few, old, or (for an audience) rarely members, that walk reads the whole
-    organization: at a million contacts (``bench/listing.py``'s fixture) an audience search for
-    a name with 111 matches and no member took 1.0 s, now 5 ms. Collecting first costs a broad
-    term (a tenth of the organization) a sort of its matches, which its exact ``total`` has to read
-    anyway.
+    match; an ILIKE estimate is often off a hundredfold, and where the matches are few, old, or
+    (for an audience) rarely members, that walk reads the whole organization: at a million
+    contacts (``bench/listing.py``'s fixture) an audience search for a name with 111 matches and
+    no member took 1.0 s, now 5 ms. Collecting first costs a broad term (a tenth of the
+    organization) a sort of its matches, which its exact ``total`` has to read anyway.
     """
-    condition = search_filter(search)
+    condition = search_filter(how)
     if condition is None:
         return stmt.order_by(Contact.created_at.desc(), Contact.id)
     matches = stmt.where(condition).cte("matches").prefix_with("MATERIALIZED")
@@ -123,8 +157,15 @@ def newest_first(stmt: Select[Any], search: str | None) -> Select[Any]:
     return select(contact).order_by(contact.created_at.desc(), contact.id)
 
 
-def list_contacts_stmt(org_id: str, search: str | None) -> Select[Any]:
-    return newest_first(for_org(Contact, org_id), search)
+@lru_cache
+def _contacts_template(how: Search) -> Select[Any]:
+    return newest_first(for_org(Contact, ORG_ID), how)
+
+
+def list_contacts_stmt(org_id: str, search: str | None) -> Prepared:
+    """The organization's contacts, newest first, narrowed to ``search``."""
+    how, values = search_values(search)
+    return Prepared(_contacts_template(how), {"org_id": org_id, **values})
 
 
 def get_contact(session: Session, org_id: str, contact_id: str) -> Contact:
