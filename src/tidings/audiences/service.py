@@ -19,7 +19,7 @@ from tidings.audit.service import record_event
 from tidings.auth import Principal
 from tidings.contacts.service import (
     ORG_ID,
-    Search,
+    SearchMatch,
     contacts_in_org,
     newest_first,
     search_values,
@@ -215,7 +215,7 @@ AUDIENCE_ID = bindparam("audience_id", type_=String)
 
 
 @lru_cache
-def _members_template(how: Search) -> Select[Any]:
+def _members_template(how: SearchMatch) -> Select[Any]:
     stmt = (
         for_org(Contact, ORG_ID)
         .join(AudienceMember, AudienceMember.contact_id == Contact.id)
@@ -225,7 +225,7 @@ def _members_template(how: Search) -> Select[Any]:
 
 
 @lru_cache
-def _available_template(how: Search) -> Select[Any]:
+def _available_template(how: SearchMatch) -> Select[Any]:
     """Contacts of the org that are not members (an anti-join on the membership primary key)."""
     is_member = exists().where(
         AudienceMember.audience_id == AUDIENCE_ID, AudienceMember.contact_id == Contact.id

@@ -53,7 +53,7 @@ ORG_ID = bindparam("org_id", type_=String)
 SEARCH_PATTERN = bindparam("search_pattern", type_=String)
 
 
-class Search(Enum):
+class SearchMatch(Enum):
     """How a list matches its ``search`` term (one template per way)."""
 
     NONE = "none"  # no term: every contact
@@ -61,30 +61,30 @@ class Search(Enum):
     BY_FIELD = "by_field"  # a term holding the separator: the joined text's candidates, by field
 
 
-def search_values(term: str | None) -> tuple[Search, dict[str, str]]:
+def search_values(term: str | None) -> tuple[SearchMatch, dict[str, str]]:
     """How ``term`` is matched and the value of ``SEARCH_PATTERN``: a case-insensitive substring
     of name, email or phone. LIKE wildcards in the term are escaped so ``50%`` searches for the
     text, not a pattern."""
     term = (term or "").strip()
     if not term:
-        return Search.NONE, {}
+        return SearchMatch.NONE, {}
     escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    how = Search.BY_FIELD if SEARCH_SEPARATOR in term else Search.JOINED
+    how = SearchMatch.BY_FIELD if SEARCH_SEPARATOR in term else SearchMatch.JOINED
     return how, {"search_pattern": f"%{escaped}%"}
 
 
-def search_filter(how: Search) -> ColumnElement[bool] | None:
-    """The condition of ``SEARCH_PATTERN``; ``None`` for ``Search.NONE``.
+def search_filter(how: SearchMatch) -> ColumnElement[bool] | None:
+    """The condition of ``SEARCH_PATTERN``; ``None`` for ``SearchMatch.NONE``.
 
     The three fields are matched as one text (``models.contact_search_text``, which PostgreSQL's
     trigram index covers). Only a term holding the separator could match across two fields
     there; for such a term the joined text's matches are only candidates, kept if one field
     matches on its own.
     """
-    if how is Search.NONE:
+    if how is SearchMatch.NONE:
         return None
     joined = contact_search_text(Contact).ilike(SEARCH_PATTERN, escape="\\")
-    if how is Search.JOINED:
+    if how is SearchMatch.JOINED:
         return joined
     fields = (Contact.name, Contact.email, Contact.phone)
     return and_(joined, or_(*(field.ilike(SEARCH_PATTERN, escape="\\") for field in fields)))
@@ -135,7 +135,7 @@ def _flush_unique(session: Session) -> None:
         raise ContactExists("A contact with this email or phone exists already.") from None
 
 
-def newest_first(stmt: Select[Any], how: Search) -> Select[Any]:
+def newest_first(stmt: Select[Any], how: SearchMatch) -> Select[Any]:
     """``stmt`` (an organization's contacts, perhaps joined to a membership), narrowed to
     ``SEARCH_PATTERN`` as ``how`` says and ordered newest first: the one shape of every contact
     list.
@@ -158,7 +158,7 @@ def newest_first(stmt: Select[Any], how: Search) -> Select[Any]:
 
 
 @lru_cache
-def _contacts_template(how: Search) -> Select[Any]:
+def _contacts_template(how: SearchMatch) -> Select[Any]:
     return newest_first(for_org(Contact, ORG_ID), how)
 
 
