@@ -4,9 +4,8 @@ Services only ``flush()``; whoever opened the session (the request dependency, t
 the CLI command) commits or rolls back. ``bulk_insert`` is the single way hot paths write many rows:
 COPY on PostgreSQL, one ``executemany`` on SQLite, inside the caller's transaction.
 
-Hot paths pass a list of values as ONE bound parameter (``one_of``, ``value_list``: a PostgreSQL
-array through ``ANY``/``unnest``, a JSON array through SQLite's ``json_each``), never as one
-placeholder per value: 10,000 addresses would pass SQLite's variable limit and make PostgreSQL
+Hot paths pass a list of values as ONE bound parameter (``one_of``: a PostgreSQL array through
+``ANY``; ``value_list``: a JSON array the database splits), never as one placeholder per value: 10,000 addresses would pass SQLite's variable limit and make PostgreSQL
 parse a huge statement, and even 200 ids (a delivery batch) cost more to render, bind and plan as
 ``IN (...)`` than the query costs to run.
 """
@@ -156,7 +155,8 @@ class Prepared:
     """A list statement built once, its request values named bind parameters, with this request's
     values. A statement as elaborate as a contact search (a CTE, an aliased entity, its count)
     cost ~1 ms of Python to build per request; built once, with its page and count statements
-    (``pagination._windows``), a request only binds values: 1.1-1.4 ms off an audience search's median."""
+    (``pagination._prepared_windows``), a request only binds values: 1.1-1.4 ms off an audience
+    search's median."""
 
     stmt: Select[Any]
     values: Mapping[str, Any]
