@@ -12,7 +12,6 @@ serializer derives its key and builds a signer on every call, which cost twice a
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous.encoding import base64_encode
 
 from tidings.config import get_settings
 
@@ -53,22 +53,18 @@ def _mac_for(secret_key: str) -> hmac.HMAC:
 _compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-def _urlsafe_b64(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
-
-
 def unsubscribe_token(org_id: str, address: str) -> str:
     """``URLSafeSerializer.dumps([org_id, address])``, byte for byte: compact JSON, zlib-compressed
     when that is shorter (marked by a leading "."), URL-safe base64, then "." and the signature."""
     payload = _compact_json([org_id, address]).encode()
     compressed = zlib.compress(payload)
     if len(compressed) < len(payload) - 1:
-        body = b"." + _urlsafe_b64(compressed)
+        body = b"." + base64_encode(compressed)
     else:
-        body = _urlsafe_b64(payload)
+        body = base64_encode(payload)
     mac = _mac_for(get_settings().secret_key).copy()
     mac.update(body)
-    return (body + b"." + _urlsafe_b64(mac.digest())).decode("ascii")
+    return (body + b"." + base64_encode(mac.digest())).decode("ascii")
 
 
 def unsubscribe_url(org_id: str, address: str) -> str:
