@@ -20,7 +20,7 @@ from tidings.audiences.service import available_stmt, members_stmt
 from tidings.contacts.service import list_contacts_stmt
 from tidings.db import Prepared, bulk_insert
 from tidings.ids import new_id
-from tidings.imports.store import CONTACT_COLUMNS
+from tidings.imports.store import CONTACT_COLUMNS, MEMBER_COLUMNS
 from tidings.models import SEARCH_INDEX, AudienceMember, Contact
 from tidings.timeutil import utcnow
 
@@ -29,9 +29,6 @@ from tidings.timeutil import utcnow
 def postgres_only(backend: str) -> None:
     if backend != "postgres":
         pytest.skip("the trigram index exists on PostgreSQL only")
-
-
-MEMBER_COLUMNS = ("audience_id", "contact_id", "org_id", "created_at")
 
 
 def _plan(db: Session, query: Prepared, *, generic: bool = False) -> str:

@@ -42,6 +42,7 @@ CONTACTS = cast(Table, Contact.__table__)
 AUDIENCES = cast(Table, Audience.__table__)
 MEMBERS = cast(Table, AudienceMember.__table__)
 CONTACT_COLUMNS = ("id", "org_id", "email", "phone", "name", "metadata", "created_at", "updated_at")
+MEMBER_COLUMNS = ("audience_id", "contact_id", "org_id", "created_at")
 
 
 def matching_contacts(
@@ -204,7 +205,7 @@ def insert_members(
     bulk_insert(
         session,
         MEMBERS,
-        ("audience_id", "contact_id", "org_id", "created_at"),
+        MEMBER_COLUMNS,
         ((audience_id, contact_id, org_id, now) for contact_id in contact_ids),
     )
 
@@ -233,7 +234,7 @@ def add_members(
     ).where(true())  # SQLite needs a WHERE to parse INSERT ... SELECT ... ON CONFLICT
     insert = pg_insert(MEMBERS) if postgres else sqlite_insert(MEMBERS)
     stmt = (
-        insert.from_select(["audience_id", "contact_id", "org_id", "created_at"], rows)
+        insert.from_select(list(MEMBER_COLUMNS), rows)
         .on_conflict_do_nothing()
         # SQLAlchemy only keeps an INSERT's row count when asked to.
         .execution_options(preserve_rowcount=True)
