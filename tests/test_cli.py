@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +18,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tests.conftest import POSTGRES_URL
 from tests.factories import ApiClient, auth, make_org
 from tidings.auth import ALL_SCOPES, verify_password
 from tidings.models import ApiKey, Audience, Contact, Organization, User
+from tidings.scratch import create_database, drop_database
 
 
 @dataclass
@@ -172,6 +174,49 @@ def test_db_upgrade_is_idempotent(tidings: Tidings) -> None:
     run = tidings("db", "upgrade")
     assert run.code == 0, run.stderr
     assert run.result == "ok"
+
+
+@pytest.fixture
+def new_database(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A database no command has touched yet: a file that does not exist, or an empty server
+    database."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'tidings.db'}"
+        return
+    url = create_database(POSTGRES_URL, "tidings_cli")
+    try:
+        yield url
+    finally:
+        drop_database(POSTGRES_URL, url)
+
+
+def test_the_first_command_on_a_new_database(
+    tidings: Tidings, backend: str, new_database: str
+) -> None:
+    """SQLite migrates itself, whichever command comes first (a script's first line is often
+    ``tidings orgs create``); an empty PostgreSQL database is a clear error that names the fix."""
+    env = {"TIDINGS_DATABASE_URL": new_database}
+    first = tidings("orgs", "create", "Acme", env=env)
+    if backend == "postgres":
+        assert first.code == 1 and first.stdout == ""
+        assert "tidings db upgrade" in first.stderr and "Traceback" not in first.stderr
+        assert tidings("db", "upgrade", env=env).code == 0
+        first = tidings("orgs", "create", "Acme", env=env)
+    assert first.code == 0, first.stderr
+    key = tidings("keys", "create", "--org", first.result, "--scopes", "all", env=env)
+    assert key.code == 0 and key.result.startswith("tid_"), key.stderr
+    user = tidings(
+        "users",
+        "create",
+        "--org",
+        first.result,
+        "--email",
+        "owner@example.com",
+        "--role",
+        "owner",
+        env={**env, "TIDINGS_PASSWORD": "long enough pw"},
+    )
+    assert user.code == 0 and user.result.startswith("usr_"), user.stderr
 
 
 def test_demo_seeds_data_through_the_services_and_prints_a_key(

@@ -9,13 +9,18 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from tidings.config import get_settings
 from tidings.errors import ApiError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 app = typer.Typer(
     help="Tidings: audiences and templated sends.",
@@ -32,6 +37,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
 
 human = Console(stderr=True)
+UNDEFINED_TABLE = "42P01"  # PostgreSQL's SQLSTATE for a missing table
 
 
 def _result(value: str) -> None:
@@ -43,6 +49,39 @@ def _result(value: str) -> None:
 def _fail(exc: ApiError) -> None:
     human.print(f"[red]error:[/red] {exc.message}")
     raise typer.Exit(code=1)
+
+
+def _migrate_if_sqlite() -> None:
+    """The embedded database migrates itself before any command uses it, so the first command on
+    a new machine may be ``tidings orgs create``; quietly, since nothing usually changes
+    (``tidings db upgrade`` is the command that reports what it applies)."""
+    settings = get_settings()
+    if settings.is_sqlite:
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # before import: it logs then
+        from tidings.migrations import upgrade
+
+        upgrade(settings.database_url)
+
+
+@contextmanager
+def _database() -> Iterator[Session]:
+    """The unit of work of a command that reads or writes rows. A PostgreSQL database without the
+    schema is a one-line error that says what to run, not a traceback."""
+    from sqlalchemy.exc import ProgrammingError
+
+    from tidings.db import session_scope
+
+    _migrate_if_sqlite()
+    try:
+        with session_scope() as session:
+            yield session
+    except ProgrammingError as exc:
+        if getattr(exc.orig, "sqlstate", None) != UNDEFINED_TABLE:
+            raise
+        human.print(
+            "[red]error:[/red] the database has no Tidings schema; run `tidings db upgrade` first"
+        )
+        raise typer.Exit(code=1) from None
 
 
 @db_app.command("upgrade")
@@ -61,11 +100,10 @@ def orgs_create(
     timezone: Annotated[str, typer.Option(help="IANA time zone for scheduled sends")] = "UTC",
 ) -> None:
     """Create an organization; prints its id."""
-    from tidings.db import session_scope
     from tidings.orgs import create_organization
 
     try:
-        with session_scope() as session:
+        with _database() as session:
             org = create_organization(session, name, timezone)
     except ApiError as exc:
         _fail(exc)
@@ -82,11 +120,10 @@ def keys_create(
     """Create an API key; prints the secret, which is shown this once and stored hashed."""
     from tidings.audit.service import record_event
     from tidings.auth import Principal, create_api_key, parse_scopes
-    from tidings.db import session_scope
     from tidings.orgs import get_organization
 
     try:
-        with session_scope() as session:
+        with _database() as session:
             get_organization(session, org)
             key, secret = create_api_key(session, org, parse_scopes(scopes), name)
             record_event(
@@ -110,9 +147,8 @@ def keys_revoke(
 ) -> None:
     """Revoke an API key; it is refused from the next request on."""
     from tidings.auth import revoke_api_key
-    from tidings.db import session_scope
 
-    with session_scope() as session:
+    with _database() as session:
         revoked = revoke_api_key(session, org, key_id)
     if not revoked:
         human.print(f"[red]error:[/red] no active key {key_id!r} in {org!r}")
@@ -131,7 +167,6 @@ def users_create(
     ] = False,
 ) -> None:
     """Create a dashboard user; the password comes from TIDINGS_PASSWORD or --password-stdin."""
-    from tidings.db import session_scope
     from tidings.orgs import create_user
 
     password = (
@@ -145,23 +180,12 @@ def users_create(
         )
         raise typer.Exit(code=1)
     try:
-        with session_scope() as session:
+        with _database() as session:
             user = create_user(session, org, email, role, password)
     except ApiError as exc:
         _fail(exc)
     human.print(f"created {user.role} {user.email}")
     _result(user.id)
-
-
-def _migrate_if_sqlite() -> None:
-    """The embedded database migrates itself on start; quietly, since nothing usually changes
-    (``tidings db upgrade`` is the command that reports what it applies)."""
-    settings = get_settings()
-    if settings.is_sqlite:
-        logging.getLogger("alembic").setLevel(logging.WARNING)  # before import: it logs then
-        from tidings.migrations import upgrade
-
-        upgrade(settings.database_url)
 
 
 @app.command()
