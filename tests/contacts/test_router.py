@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -96,12 +97,64 @@ def test_bad_addresses_are_a_clear_400(
     assert db.scalar(select(func.count()).select_from(Contact)) == 0
 
 
-def test_nested_metadata_is_refused(client: ApiClient, headers: dict[str, str]) -> None:
-    response = client.post(
-        "/v1/contacts", headers=headers, json={"email": "a@b.co", "metadata": {"a": {"b": 1}}}
+def test_metadata_is_free_form_json(client: ApiClient, headers: dict[str, str]) -> None:
+    """Seed 002: "free-form metadata". Objects and lists nest; numbers, booleans and null keep
+    their JSON types through the database and back."""
+    metadata = {
+        "address": {"city": "Mumbai", "pin": 400001, "geo": [19.07, 72.87]},
+        "tags": ["vip", "beta"],
+        "vip": True,
+        "churned": None,
+        "nested": {"a": {"b": {"c": [{"d": "deep"}]}}},
+    }
+    created = client.post(
+        "/v1/contacts", headers=headers, json={"email": "a@b.co", "metadata": metadata}
     )
-    assert response.status_code == 400
-    assert response.json()["error"]["details"][0]["field"].startswith("metadata")
+    assert created.status_code == 201, created.text
+    assert created.json()["metadata"] == metadata
+    fetched = client.get(f"/v1/contacts/{created.json()['id']}", headers=headers)
+    assert fetched.json()["metadata"] == metadata
+
+
+def _nested(levels: int) -> dict[str, object]:
+    value: dict[str, object] = {"leaf": 1}
+    for _ in range(levels - 1):
+        value = {"next": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("metadata", "says"),
+    [
+        ({"address": {"city": "Mum\u0000bai"}}, "'address.city' must not contain NUL"),
+        ({"tags": ["ok", "n\u0000"]}, "'tags[1]' must not contain NUL"),
+        ({"a": {"k\u0000": 1}}, "a key of 'a' contains a NUL"),
+        ({"score": float("inf")}, "'score' is not a finite number"),
+        (_nested(11), "nested more than 10 levels deep"),
+        ({"": 1}, "metadata"),
+    ],
+)
+def test_metadata_refusals_name_the_value(
+    client: ApiClient, headers: dict[str, str], db: Session, metadata: object, says: str
+) -> None:
+    """What either backend could not store alike is a 400 naming the value; nothing is written."""
+    # json.dumps writes NUL as \u0000 and infinity as Infinity, which Python's parser reads.
+    body = json.dumps({"email": "a@b.co", "metadata": metadata})
+    response = client.post(
+        "/v1/contacts", headers={**headers, "Content-Type": "application/json"}, content=body
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert says in error["message"], error
+    assert db.scalar(select(func.count()).select_from(Contact)) == 0
+
+
+def test_ten_levels_of_metadata_are_accepted(client: ApiClient, headers: dict[str, str]) -> None:
+    response = client.post(
+        "/v1/contacts", headers=headers, json={"email": "a@b.co", "metadata": _nested(10)}
+    )
+    assert response.status_code == 201, response.text
 
 
 def test_duplicate_email_or_phone_is_a_409_naming_the_clash(

@@ -61,7 +61,7 @@ def test_preview_without_a_contact(client: ApiClient, db: Session) -> None:
     assert response.json() == {"subject": None, "html": None, "text": "Hi  5"}
 
 
-def test_preview_refuses_foreign_contact_and_nested_variables(
+def test_preview_refuses_foreign_contact_and_unstorable_variables(
     client: ApiClient, db: Session
 ) -> None:
     org = make_org(db)
@@ -72,8 +72,32 @@ def test_preview_refuses_foreign_contact_and_nested_variables(
     foreign = client.post(url, json={"contactId": stranger.id}, headers=headers)
     assert foreign.status_code == 404
     assert foreign.json()["error"]["code"] == "not_found"
-    nested = client.post(url, json={"variables": {"a": {"b": 1}}}, headers=headers)
-    assert nested.status_code == 400
+    nul = client.post(url, json={"variables": {"a": {"b": "x\u0000"}}}, headers=headers)
+    assert nul.status_code == 400
+    assert "'a.b' must not contain NUL" in nul.json()["error"]["message"]
     assert (
         client.post("/v1/templates/tpl_nope/preview", json={}, headers=headers).status_code == 404
     )
+
+
+def test_nested_metadata_and_variables_render(client: ApiClient, db: Session) -> None:
+    """Free-form metadata reaches Liquid as objects and lists; a request variable replaces a
+    metadata value whole, whatever its shape."""
+    org = make_org(db)
+    headers = auth(make_key(db, org))
+    template = make_template(
+        db, org, channel="sms", text="{{ address.city }}|{{ tags | join: ', ' }}|{{ offer.code }}"
+    )
+    contact = make_contact(
+        db,
+        org,
+        email="n@example.com",
+        metadata={"address": {"city": "Oslo"}, "tags": ["vip", "beta"], "offer": {"code": "OLD"}},
+    )
+    response = client.post(
+        f"/v1/templates/{template.id}/preview",
+        json={"contactId": contact.id, "variables": {"offer": {"code": "NEW10"}}},
+        headers=headers,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["text"] == "Oslo|vip, beta|NEW10"

@@ -10,7 +10,7 @@ from pydantic_core import PydanticCustomError
 
 from tidings.campaigns.schedule import MAX_RAMP_MINUTES
 from tidings.campaigns.variants import MAX_VARIANTS, MIN_VARIANTS
-from tidings.templates.schemas import Channel, FlatVariables
+from tidings.templates.schemas import Channel, Variables
 
 CampaignStatus = Literal["scheduled", "in_progress", "completed", "cancelled"]
 MessageStatus = Literal["scheduled", "sending", "sent", "failed", "cancelled", "suppressed"]
@@ -32,7 +32,7 @@ class SendRequest(BaseModel):
         "sms an E.164 number or an alphanumeric sender id (optional).",
     )
     template: str = Field(min_length=1, max_length=200, description="Template slug or id.")
-    variables: FlatVariables = Field(
+    variables: Variables = Field(
         default_factory=dict,
         description="Flat object of strings, numbers, booleans or null; wins over contact "
         "metadata with the same key.",

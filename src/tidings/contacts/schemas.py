@@ -6,15 +6,18 @@ back cannot assign them: only the fields declared here ever reach the service.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from tidings.models import Contact
 from tidings.timeutil import isoformat_z
 
 MAX_METADATA_KEYS = 100
+MAX_JSON_DEPTH = 10
 SEARCH_MAX = 200
 
 
@@ -29,10 +32,50 @@ def _no_nul(value: str) -> str:
 # on ``str`` itself, before it: ``Annotated[str, StringConstraints(...), NoNul]``.
 NoNul = AfterValidator(_no_nul)
 Text = Annotated[str, NoNul]
-# A flat object: template variables are scalars, and nested values would not survive a CSV round trip.
-Scalar = Text | int | float | bool | None
+
+
+def _json_object(value: Any) -> Any:
+    """Free-form JSON (seed 002: contacts carry "free-form metadata"): any nesting of objects,
+    lists, strings, numbers, booleans and null, within what both backends store alike. Nested
+    values reach templates as they are: ``{{ address.city }}``, ``{{ tags | join: ", " }}``."""
+    if not isinstance(value, dict):
+        raise _refused("must be a JSON object")
+    _check_json(value, "", 1)
+    return value
+
+
+def _check_json(value: Any, path: str, depth: int) -> None:
+    """No NUL character (PostgreSQL's jsonb cannot hold one), finite numbers (JSON has no NaN),
+    objects and lists at most MAX_JSON_DEPTH levels deep; ``path`` names the offending value in the message."""
+    where = repr(path) if path else "the object"
+    if isinstance(value, dict | list) and depth > MAX_JSON_DEPTH:
+        raise _refused(f"{where} is nested more than {MAX_JSON_DEPTH} levels deep")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                raise _refused(f"a key of {where} contains a NUL (\\u0000) character")
+            _check_json(item, f"{path}.{key}" if path else key, depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_json(item, f"{path}[{index}]", depth + 1)
+    elif isinstance(value, str):
+        if "\x00" in value:
+            raise _refused(f"{where} must not contain NUL (\\u0000) characters")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise _refused(f"{where} is not a finite number")
+
+
+def _refused(message: str) -> PydanticCustomError:
+    # A custom error type keeps pydantic's "Value error, " prefix out of the message users read.
+    return PydanticCustomError("json_object", message)
+
+
+# A JSON object of anything JSON holds (``_json_object``): a contact's metadata, a send's variables.
+JsonObject = Annotated[dict[str, Any], BeforeValidator(_json_object)]
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=100), NoNul]
-Metadata = Annotated[dict[MetadataKey, Scalar], Field(max_length=MAX_METADATA_KEYS)]
+Metadata = Annotated[
+    dict[MetadataKey, Any], BeforeValidator(_json_object), Field(max_length=MAX_METADATA_KEYS)
+]
 Email = Annotated[str, StringConstraints(max_length=320), NoNul]
 Phone = Annotated[str, StringConstraints(max_length=64), NoNul]
 Name = Annotated[str, StringConstraints(max_length=200), NoNul]

@@ -2,41 +2,23 @@
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
-from pydantic_core import PydanticCustomError
+
+from tidings.contacts.schemas import JsonObject
 
 Channel = Literal["email", "sms"]
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
-def _refused(message: str) -> PydanticCustomError:
-    # A custom error type keeps pydantic's "Value error, " prefix out of the message users read.
-    return PydanticCustomError("flat_variables", message)
+def _no_variables_as_empty(value: Any) -> Any:
+    return {} if value is None else value
 
 
-def _flat_scalars(value: Any) -> Any:
-    """Variables end up in Liquid as plain values and in JSON columns; nested objects or lists
-    would render as Python reprs in an email, so they are refused up front with the offending key."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise _refused("variables must be a JSON object of strings, numbers, booleans or null")
-    for key, item in value.items():
-        if item is not None and not isinstance(item, str | int | float | bool):
-            kind = "an object" if isinstance(item, dict) else "a list"
-            raise _refused(
-                f"variables must be flat: {key!r} is {kind}; use strings, numbers, booleans or null"
-            )
-        if isinstance(item, float) and not math.isfinite(item):
-            raise _refused(f"variables: {key!r} is not a finite number")
-    return value
-
-
-FlatVariables = Annotated[dict[str, Any], BeforeValidator(_flat_scalars)]
+# ``null`` is no variables; anything else is a free-form JSON object, like contact metadata.
+Variables = Annotated[JsonObject, BeforeValidator(_no_variables_as_empty)]
 
 
 class TemplateCreate(BaseModel):
@@ -86,7 +68,7 @@ class PreviewRequest(BaseModel):
     contactId: str | None = Field(
         default=None, description="A contact of your organization whose data fills the template."
     )
-    variables: FlatVariables = Field(
+    variables: Variables = Field(
         default_factory=dict, description="Win over contact metadata and built-ins."
     )
 
