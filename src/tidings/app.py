@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
@@ -30,23 +30,24 @@ from tidings.dashboard.routes import router as dashboard_router
 from tidings.dashboard.send_drawer import router as send_drawer_router
 from tidings.db import get_engine
 from tidings.delivery.unsubscribe import router as unsubscribe_router
-from tidings.deps import required_scopes
-from tidings.errors import ServiceUnavailable, install_error_handlers
+from tidings.deps import json_body_type, required_scopes
+from tidings.errors import ServiceUnavailable, error_responses, install_error_handlers
 from tidings.imports.router import internal_router as imports_internal_router
 from tidings.imports.router import router as imports_router
 from tidings.middleware import BodyLimitMiddleware, IdempotencyMiddleware, body_limit_for
 from tidings.suppressions.router import router as suppressions_router
 from tidings.templates.router import router as templates_router
 
-PUBLIC_ROUTERS = (
+# Routers whose request bodies are JSON; the import route takes CSV as well and checks its own.
+JSON_ROUTERS = (
     audiences_router,
     contacts_router,
     templates_router,
     suppressions_router,
     campaigns_router,
-    imports_router,
     audit_router,
 )
+PUBLIC_ROUTERS = (*JSON_ROUTERS, imports_router)
 
 DESCRIPTION = """Audiences and templated sends, self-hosted.
 
@@ -57,8 +58,11 @@ Authenticate with `Authorization: Bearer <key>`. Every route under `/v1` is also
 
 def _public_api(include_in_schema: bool) -> APIRouter:
     api = APIRouter(include_in_schema=include_in_schema)
-    for router in PUBLIC_ROUTERS:
-        api.include_router(router)
+    for router in JSON_ROUTERS:
+        api.include_router(
+            router, dependencies=[Depends(json_body_type)], responses=error_responses(415)
+        )
+    api.include_router(imports_router)
     return api
 
 

@@ -23,7 +23,7 @@ from tidings.auth import (
 )
 from tidings.config import get_settings
 from tidings.db import new_session
-from tidings.errors import Forbidden, Unauthorized
+from tidings.errors import Forbidden, Unauthorized, UnsupportedMediaType
 
 SESSION_COOKIE = "tidings_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -58,6 +58,30 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 
 
 DbSession = Annotated[Session, Depends(get_session, scope="function")]
+
+
+async def json_body_type(request: Request) -> None:
+    """A request body in another content type than JSON, or in none, is a 415 (DESIGN §2) that
+    says what to send, rather than a 400 about "a valid dictionary" (FastAPI reads only JSON
+    types as JSON). A request without a body passes whatever its headers say."""
+    if not _has_body(request):
+        return
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        return
+    raise UnsupportedMediaType(
+        "send the request body as JSON, with 'Content-Type: application/json'",
+        details={"contentType": media_type or None},
+    )
+
+
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    if length is not None:
+        return length.strip() != "0"
+    return "transfer-encoding" in request.headers
 
 
 def bearer_token(request: Request) -> str | None:

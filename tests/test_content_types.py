@@ -1,0 +1,113 @@
+"""DESIGN §2: a body in another content type than JSON is a 415 in the envelope, on every JSON
+route of the public API; JSON itself (and ``application/*+json``) is read as before."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tests.factories import ApiClient, auth, make_audience, make_contact, make_key, make_org
+from tidings.models import Audience, Contact
+
+NOT_JSON = [
+    "text/plain",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=x",
+    "application/xml",
+    "text/csv",
+    None,  # a body and no Content-Type at all
+]
+
+
+def _headers(key: str, content_type: str | None) -> dict[str, str]:
+    headers = auth(key)
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    return headers
+
+
+@pytest.mark.parametrize("content_type", NOT_JSON)
+@pytest.mark.parametrize("prefix", ["/v1", "/api/v1"])
+def test_a_body_that_is_not_json_is_a_415_and_writes_nothing(
+    client: ApiClient, db: Session, content_type: str | None, prefix: str
+) -> None:
+    org = make_org(db)
+    key = make_key(db, org)
+    response = client.post(
+        f"{prefix}/audiences",
+        content=b'{"name": "Newsletter"}',
+        headers=_headers(key, content_type),
+    )
+    assert response.status_code == 415, response.text
+    error = response.json()["error"]
+    assert error["code"] == "unsupported_media_type"
+    assert "Content-Type: application/json" in error["message"]
+    assert db.scalar(select(func.count()).select_from(Audience)) == 0
+
+
+def test_every_kind_of_json_route_checks_it(client: ApiClient, db: Session) -> None:
+    org = make_org(db)
+    key = make_key(db, org)
+    contact = make_contact(db, org, email="a@example.com", name="Before")
+    audience = make_audience(db, org, "Members", members=[contact])
+    body = b'{"name": "After", "contactIds": []}'
+    for method, path in [
+        ("PATCH", f"/v1/contacts/{contact.id}"),
+        ("PATCH", f"/v1/audiences/{audience.id}"),
+        ("POST", f"/v1/audiences/{audience.id}/contacts"),
+        ("DELETE", f"/v1/audiences/{audience.id}/contacts"),
+        ("POST", "/v1/templates"),
+        ("POST", "/v1/suppressions"),
+        ("POST", f"/v1/audiences/{audience.id}/send"),
+    ]:
+        response = client.request(method, path, content=body, headers=_headers(key, "text/plain"))
+        assert response.status_code == 415, (method, path, response.text)
+    db.expire_all()
+    assert db.get(Contact, contact.id).name == "Before"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "application/merge-patch+json",
+    ],
+)
+def test_json_content_types_are_read(client: ApiClient, db: Session, content_type: str) -> None:
+    key = make_key(db, make_org(db))
+    response = client.post(
+        "/v1/audiences", content=b'{"name": "Newsletter"}', headers=_headers(key, content_type)
+    )
+    assert response.status_code == 201, response.text
+
+
+def test_a_request_without_a_body_passes_whatever_its_content_type(
+    client: ApiClient, db: Session
+) -> None:
+    org = make_org(db)
+    key = make_key(db, org)
+    audience = make_audience(db, org, "Old")
+    listed = client.get("/v1/audiences", headers=_headers(key, "text/plain"))
+    assert listed.status_code == 200
+    deleted = client.delete(f"/v1/audiences/{audience.id}", headers=_headers(key, "text/plain"))
+    assert deleted.status_code == 200, deleted.text
+
+
+def test_the_csv_import_route_keeps_its_own_types(client: ApiClient, db: Session) -> None:
+    org = make_org(db)
+    key = make_key(db, org)
+    audience = make_audience(db, org, "Imported")
+    url = f"/v1/audiences/{audience.id}/import"
+    csv = client.post(url, content=b"email\na@example.com\n", headers=_headers(key, "text/csv"))
+    assert csv.status_code == 200, csv.text
+    xml = client.post(url, content=b"<csv/>", headers=_headers(key, "application/xml"))
+    assert xml.status_code == 415
+
+
+def test_the_document_declares_the_415(client: ApiClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "415" in paths["/v1/audiences"]["post"]["responses"]
+    assert "415" in paths["/v1/contacts/{contact_id}"]["patch"]["responses"]
