@@ -11,7 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tidings.delivery.transports.base import Email
-from tidings.delivery.transports.mime import _write_stdlib, build_email, header_safe
+from tidings.delivery.transports.mime import (
+    _write_stdlib,
+    build_email,
+    header_safe,
+    html_from_text,
+)
 
 WHEN = datetime(2026, 5, 1, 13, 0, tzinfo=UTC)
 
@@ -68,9 +73,11 @@ def test_headers_and_structure() -> None:
 
 
 def test_text_only_and_html_only() -> None:
+    """DESIGN §6: every email is multipart text+HTML, whichever part the template has."""
     text_only = _parse(build_email(_email(html=None), "x"))
-    assert text_only.get_content_type() == "text/plain"
-    assert _bodies(text_only) == ("Hi Ann\n", None)
+    assert text_only.get_content_type() == "multipart/alternative"
+    plain, rich = _bodies(text_only)
+    assert plain == "Hi Ann\n" and rich is not None and "<p>Hi Ann</p>" in rich
 
     html_only = _parse(build_email(_email(text=None, html="<p>Hi &amp; bye</p>"), "x"))
     assert html_only.get_content_type() == "multipart/alternative"
@@ -127,7 +134,8 @@ def test_any_content_reads_back_unchanged(
     subject: str, name: str, text: str, html: str | None
 ) -> None:
     mail = _email(subject=subject, sender=f"{name} <news@acme.test>", text=text, html=html)
-    for data in (build_email(mail, "x"), _write_stdlib(mail, "x", text)):
+    expected_html = html if html is not None else html_from_text(text)
+    for data in (build_email(mail, "x"), _write_stdlib(mail, "x", text, expected_html)):
         _lines_ok(data)
         message = _parse(data)
         assert message["Message-ID"] == "<msg_0123456789abcdef0123@x>"
@@ -135,11 +143,23 @@ def test_any_content_reads_back_unchanged(
         assert message["From"].addresses[0].addr_spec == "news@acme.test"
         plain, rich = _bodies(message)
         assert _normal(plain) == _normal(text)
-        if html is not None:
-            assert rich is not None and _normal(rich) == _normal(html)
+        assert message.get_content_type() == "multipart/alternative"
+        assert rich is not None and _normal(rich) == _normal(expected_html)
 
 
 def _normal(body: str) -> str:
     """Line ends are the transport's business: compare bodies modulo CR/LF style and a final
     newline."""
     return body.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
+
+
+def test_html_from_text_escapes_keeps_lines_and_links_addresses() -> None:
+    html = html_from_text(
+        "Hi <Ann> & co,\nline two\n\n  \nRead https://x.test/a?b=1&c=2 now.\r\n"
+        "Stop: https://t.example/u/abc.def.\n"
+    )
+    assert "<p>Hi &lt;Ann&gt; &amp; co,<br>\nline two</p>" in html
+    assert '<a href="https://x.test/a?b=1&amp;c=2">https://x.test/a?b=1&amp;c=2</a> now.' in html
+    assert '<a href="https://t.example/u/abc.def">https://t.example/u/abc.def</a>' in html
+    assert html.count("<p>") == 2
+    assert "<script" not in html_from_text('<script>alert("x")</script> https://a.test/"onload=x')

@@ -31,6 +31,10 @@ from tidings.delivery.transports.base import Email
 
 _TAGS = re.compile(r"<[^>]+>")
 _BLANKS = re.compile(r"\n\s*\n\s*\n+")
+_PARAGRAPHS = re.compile(r"\n[ \t]*\n")
+# After escaping: ``&amp;`` stays inside the address, ``&lt;`` / ``&gt;`` / ``&quot;`` end it, and
+# so does punctuation that ends a sentence ("see https://x.test.").
+_URL = re.compile(r"https?://(?:[^\s&<>\"']|&amp;)*(?:[^\s&<>\"'.,;:!?)]|&amp;)")
 _ADDR = re.compile(r"(?P<address>[^\s<>@\"(),;:]+@[^\s<>@\"(),;:]+)")
 _NAME_ADDR = re.compile(r"(?P<name>.*?)\s*<" + _ADDR.pattern + ">")
 _MAX_PLAIN_HEADER = 78  # RFC 5322's SHOULD; longer or non-ASCII values become encoded words
@@ -59,16 +63,35 @@ def text_from_html(html: str) -> str:
     return _BLANKS.sub("\n\n", html_lib.unescape(text)).strip() + "\n"
 
 
+def html_from_text(text: str) -> str:
+    """An HTML part for a text-only template (DESIGN §6: every email is multipart text+HTML): the
+    text escaped, blank lines as paragraphs, line breaks kept, web addresses as links."""
+    paragraphs = [p.strip("\n") for p in _PARAGRAPHS.split(text.replace("\r\n", "\n")) if p.strip()]
+    body = "".join(
+        "<p>" + _URL.sub(_link, html_lib.escape(p)).replace("\n", "<br>\n") + "</p>\n"
+        for p in paragraphs
+    )
+    return (
+        f'<!doctype html>\n<html><head><meta charset="utf-8"></head><body>\n{body}</body></html>\n'
+    )
+
+
+def _link(match: re.Match[str]) -> str:
+    return f'<a href="{match[0]}">{match[0]}</a>'
+
+
 def build_email(email: Email, domain: str) -> bytes:
-    """The whole message; the transports send or write exactly these bytes."""
+    """The whole message; the transports send or write exactly these bytes. Always both parts:
+    a template with one of them gets the other derived from it."""
     sender = _sender_mailbox(email.sender)
     to = _mailbox(email.to)
     text = email.text
-    if text is None and email.html is not None:
-        text = text_from_html(email.html)
+    if text is None:
+        text = text_from_html(email.html or "")
+    html = email.html if email.html is not None else html_from_text(text)
     if sender is None or to is None or not email.unsubscribe_url.isascii():
-        return _write_stdlib(email, domain, text or "")
-    return _write_fast(email, domain, sender, to, text or "")
+        return _write_stdlib(email, domain, text, html)
+    return _write_fast(email, domain, sender, to, text, html)
 
 
 def _mailbox(value: str) -> str | None:
@@ -124,7 +147,7 @@ def _part(subtype: str, text: str, boundary: str) -> bytes:
     return headers.encode("ascii") + body
 
 
-def _write_fast(email: Email, domain: str, sender: str, to: str, text: str) -> bytes:
+def _write_fast(email: Email, domain: str, sender: str, to: str, text: str, html: str) -> bytes:
     head = b"".join(
         (
             # Already ASCII (formataddr encodes a non-ASCII name); never re-encoded as a whole.
@@ -140,8 +163,6 @@ def _write_fast(email: Email, domain: str, sender: str, to: str, text: str) -> b
     )
     # "==" never occurs in quoted-printable output, and a 7bit body never contains the boundary.
     boundary = f"==tidings=={email.message_id}=="
-    if email.html is None:
-        return head + _part("plain", text, boundary)
     # The CRLF before a delimiter belongs to the delimiter (RFC 2046), not to the body before it.
     delimiter = f"\r\n--{boundary}\r\n".encode("ascii")
     return b"".join(
@@ -151,7 +172,7 @@ def _write_fast(email: Email, domain: str, sender: str, to: str, text: str) -> b
             delimiter,
             _part("plain", text, boundary),
             delimiter,
-            _part("html", email.html, boundary),
+            _part("html", html, boundary),
             f"\r\n--{boundary}--\r\n".encode("ascii"),
         )
     )
@@ -169,7 +190,7 @@ def _structured(value: str) -> Address | str:
         return value
 
 
-def _write_stdlib(email: Email, domain: str, text: str) -> bytes:
+def _write_stdlib(email: Email, domain: str, text: str, html: str) -> bytes:
     message = EmailMessage(policy=policy.SMTP)
     message["From"] = _structured(email.sender)
     message["To"] = _structured(email.to)
@@ -179,6 +200,5 @@ def _write_stdlib(email: Email, domain: str, text: str) -> bytes:
     message["List-Unsubscribe"] = f"<{header_safe(email.unsubscribe_url)}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(text, subtype="plain", charset="utf-8")
-    if email.html is not None:
-        message.add_alternative(email.html, subtype="html", charset="utf-8")
+    message.add_alternative(html, subtype="html", charset="utf-8")
     return message.as_bytes()
