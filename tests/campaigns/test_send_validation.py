@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from tests.campaigns.factories import count, make_template
 from tests.factories import ApiClient, auth, make_audience, make_contact, make_key, make_org
+from tidings.config import get_settings
 from tidings.models import Campaign, Message
 
 BASE = {"channel": "email", "from": "hello@yourdomain.com", "template": "weekly-newsletter"}
@@ -17,7 +18,6 @@ CASES: list[tuple[str, dict[str, Any], int, str]] = [
     ("channel mismatch", {"template": "sms-note"}, 422, "channel_mismatch"),
     ("sms template as email", {"channel": "sms", "template": "weekly-newsletter"}, 422, "channel_mismatch"),
     ("unknown channel", {"channel": "fax"}, 400, "validation_error"),
-    ("email without from", {"from": None}, 400, "missing_from"),
     ("from not an address", {"from": "not-an-address"}, 400, "invalid_from"),
     ("from with two addresses", {"from": "a@b.io, c@d.io"}, 400, "invalid_from"),
     ("from with a newline", {"from": "a@b.io\nBcc: x@y.io"}, 400, "invalid_from"),
@@ -94,3 +94,43 @@ def test_email_sender_keeps_its_display_name(client: ApiClient, db: Session) -> 
         db.commit()  # a fresh snapshot: the app wrote in another session
         campaign = db.get(Campaign, response.json()["campaign_id"])
         assert campaign is not None and campaign.from_address == stored
+
+
+def test_a_send_without_from_uses_the_server_default(client: ApiClient, db: Session) -> None:
+    """Email falls back on TIDINGS_EMAIL_FROM (which has a default); SMS on TIDINGS_SMS_FROM, or
+    none at all into the default file outbox."""
+    org = make_org(db)
+    headers = auth(make_key(db, org))
+    contact = make_contact(db, org, email="a@example.com", phone="+14155550100")
+    audience = make_audience(db, org, members=[contact])
+    make_template(db, org)
+    make_template(db, org, slug="sms-note", channel="sms", text="Hi")
+    for body in ({"template": "weekly-newsletter"}, {"template": "sms-note"}):
+        response = client.post(f"/v1/audiences/{audience.id}/send", json=body, headers=headers)
+        assert response.status_code == 201, response.text
+        assert response.json()["scheduled"] == 1
+        db.commit()
+        campaign = db.get(Campaign, response.json()["campaign_id"])
+        assert campaign is not None and campaign.from_address is None
+
+
+def test_an_sms_send_for_the_api_needs_a_sender(
+    client: ApiClient, db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through an SMS API a message without a sender cannot go out: refused up front, nothing
+    written, unless the server has TIDINGS_SMS_FROM."""
+    monkeypatch.setenv("TIDINGS_SMS_TRANSPORT", "twilio://AC1:token@api.twilio.test")
+    get_settings.cache_clear()
+    org = make_org(db)
+    headers = auth(make_key(db, org))
+    audience = make_audience(db, org, members=[make_contact(db, org, phone="+14155550100")])
+    make_template(db, org, slug="sms-note", channel="sms", text="Hi")
+    url = f"/v1/audiences/{audience.id}/send"
+    refused = client.post(url, json={"template": "sms-note"}, headers=headers)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["code"] == "missing_from"
+    assert "TIDINGS_SMS_FROM" in refused.json()["error"]["message"]
+    assert (count(db, Campaign), count(db, Message)) == (0, 0)
+    monkeypatch.setenv("TIDINGS_SMS_FROM", "+14155550199")
+    get_settings.cache_clear()
+    assert client.post(url, json={"template": "sms-note"}, headers=headers).status_code == 201

@@ -68,3 +68,20 @@ def test_client_error_fails_and_server_error_retries(db: Session, twilio: FakeTw
         drain()
         [row] = _rows(db, other).values()
         assert row.status == "scheduled" and str(status) in (row.error or "")
+
+
+def test_the_api_is_never_sent_an_sms_without_a_sender(db: Session, twilio: FakeTwilio) -> None:
+    """A send refuses this while the API is configured; a campaign scheduled before the server
+    switched from an outbox to the API still fails cleanly, naming the fix."""
+    org = make_org(db)
+    person = make_contact(db, org, phone="+14155550100")
+    audience = make_audience(db, org, members=[person])
+    campaign, _ = make_campaign(
+        db, org, audience, [person], channel="sms", html=None, text="Hi", from_address=None
+    )
+
+    drain()
+
+    [message] = _rows(db, campaign).values()
+    assert message.status == "failed" and "TIDINGS_SMS_FROM" in (message.error or "")
+    assert twilio.requests == []

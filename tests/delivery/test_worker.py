@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from tests.delivery.conftest import SmtpSink, drain, fresh
+from tests.delivery.conftest import SmtpSink, configure, drain, fresh
 from tests.factories import make_audience, make_campaign, make_contact, make_org
 from tidings.config import get_settings
 from tidings.db import get_engine
@@ -238,18 +238,39 @@ def test_sms_file_transport_writes_json(db: Session) -> None:
     }
 
 
-def test_sms_without_any_sender_fails_with_the_fix(db: Session) -> None:
+def test_sms_without_any_sender_is_written_to_the_outbox_without_one(db: Session) -> None:
+    """The file transport is the default; it has no use for a sender and records none."""
     org = make_org(db)
     person = make_contact(db, org, phone="+14155550100")
     audience = make_audience(db, org, members=[person])
     campaign, _ = make_campaign(
-        db, org, audience, [person], channel="sms", text="Hi", from_address=None
+        db, org, audience, [person], channel="sms", html=None, text="Hi", from_address=None
     )
 
     drain()
 
     [message] = _messages(db, campaign)
-    assert message.status == "failed" and "TIDINGS_SMS_FROM" in (message.error or "")
+    assert message.status == "sent", message.error
+    path = directory_of(get_settings().sms_transport) / f"{message.id}.json"
+    assert json.loads(path.read_text())["from"] is None
+
+
+def test_email_without_a_sender_comes_from_the_configured_default(
+    db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure(monkeypatch, email_from="Acme News <news@acme.example>")
+    org = make_org(db)
+    person = make_contact(db, org, email="ann@example.com")
+    audience = make_audience(db, org, members=[person])
+    campaign, _ = make_campaign(db, org, audience, [person], from_address=None)
+
+    drain()
+
+    [message] = _messages(db, campaign)
+    assert message.status == "sent", message.error
+    path = directory_of(get_settings().email_transport) / f"{message.id}.eml"
+    parsed = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+    assert parsed["From"] == "Acme News <news@acme.example>"
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])

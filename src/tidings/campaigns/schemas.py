@@ -28,8 +28,9 @@ class SendRequest(BaseModel):
         default=None,
         alias="from",
         max_length=320,
-        description="Sender: required for email (an address, optionally 'Name <address>'); for "
-        "sms an E.164 number or an alphanumeric sender id (optional).",
+        description="Sender: for email an address, optionally 'Name <address>'; for sms an "
+        "E.164 number or an alphanumeric sender id. Without it, the server's TIDINGS_EMAIL_FROM "
+        "or TIDINGS_SMS_FROM.",
     )
     template: str = Field(min_length=1, max_length=200, description="Template slug or id.")
     variables: Variables = Field(

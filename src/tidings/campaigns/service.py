@@ -31,9 +31,11 @@ from tidings.campaigns.recipients import (
 )
 from tidings.campaigns.schemas import SendRequest
 from tidings.campaigns.variants import letters, variant_index
+from tidings.config import get_settings
 from tidings.contacts.normalize import InvalidAddress, normalize_email, normalize_phone
 from tidings.db import bulk_insert
 from tidings.delivery.render import check_syntax
+from tidings.delivery.transports import is_local
 from tidings.errors import Unprocessable, ValidationFailed
 from tidings.ids import new_id, new_ids
 from tidings.models import (
@@ -82,11 +84,18 @@ class VariantsNeedEmail(Unprocessable):
 
 
 def check_from(channel: str, sender: str | None) -> str | None:
-    """The sender as the worker will put it in the message; refused when it is no address."""
+    """The sender as the worker will put it in the message; refused when it is no address.
+
+    Without one, the worker uses the configured default (``TIDINGS_EMAIL_FROM``, which has one,
+    or ``TIDINGS_SMS_FROM``). An SMS API refuses a message without a sender, so an SMS send
+    that would have none is refused here, before any message is written; a ``file://`` outbox
+    records it without."""
     if sender is None or not sender.strip():
-        if channel == "email":
+        settings = get_settings()
+        if channel == "sms" and settings.sms_from is None and not is_local(settings.sms_transport):
             raise MissingFrom(
-                "an email send needs 'from', e.g. \"hello@yourdomain.com\"",
+                "an sms send needs 'from' (an E.164 number or a sender id of at most 11 "
+                "characters), or TIDINGS_SMS_FROM set on the server",
                 details={"field": "from"},
             )
         return None

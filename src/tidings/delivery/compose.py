@@ -91,6 +91,4 @@ def _sms(
     sender = campaign.from_address or senders.sms
     if not body.strip():
         return Skip("failed", "the template renders an empty SMS body")
-    if not sender:
-        return Skip("failed", "no SMS sender: give 'from' in the send or set TIDINGS_SMS_FROM")
     return Sms(message_id=message.id, sender=sender, to=message.to_address, body=body)

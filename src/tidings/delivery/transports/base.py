@@ -28,7 +28,7 @@ class Email:
 @dataclass(frozen=True)
 class Sms:
     message_id: str
-    sender: str
+    sender: str | None  # None: no sender configured; an outbox records that, an SMS API refuses it
     to: str
     body: str
 

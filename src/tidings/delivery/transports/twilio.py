@@ -41,6 +41,10 @@ class TwilioMessenger:
     def push(self, message: Outgoing) -> Outcome:
         if not isinstance(message, Sms):
             return Rejected("the Twilio transport carries SMS only")
+        if message.sender is None:
+            # The send refuses this while the SMS API is configured; the server's settings may
+            # have changed since.
+            return Rejected("no SMS sender: give 'from' in the send or set TIDINGS_SMS_FROM")
         if self._broken is not None:
             return Deferred(self._broken)  # unreachable earlier in this batch: do not wait again
         if self._client is None:
