@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tests.campaigns.factories import add_bulk_members
 from tests.factories import ApiClient, auth, make_audience, make_contact, make_key, make_org
 from tidings.audiences import service
 from tidings.auth import Principal
@@ -110,9 +111,9 @@ def test_contact_ids_must_be_a_non_empty_bounded_list(
     url = f"/v1/audiences/{audience.id}/contacts"
     for body in ({"contactIds": []}, {}, {"contactIds": "con_x"}, {"contactIds": [1, {}]}):
         assert client.post(url, headers=headers, json=body).status_code == 400, body
-    too_many = client.post(url, headers=headers, json={"contactIds": ["con_x"] * 1001})
+    too_many = client.post(url, headers=headers, json={"contactIds": ["con_x"] * 10_001})
     assert too_many.status_code == 400
-    assert "1,000" in too_many.json()["error"]["message"]
+    assert "10,000" in too_many.json()["error"]["message"]
     assert client.post(f"{url}/remove", headers=headers, json={"contactIds": []}).status_code == 400
     empty_delete = client.request("DELETE", url, headers=headers, json={"contactIds": []})
     assert empty_delete.status_code == 400
@@ -286,3 +287,18 @@ def test_add_members_takes_an_import_sized_batch_in_one_statement(
     assert service.add_members(db, audience, ids[:10]) == 0
     db.commit()
     assert _count(db, audience.id) == 10_000 == len(_members(db, audience.id))
+
+
+def test_ten_thousand_contacts_in_one_call(
+    client: ApiClient, headers: dict[str, str], db: Session, org: Organization
+) -> None:
+    """As many ids as one send or one CSV import reaches, in one call each way."""
+    source = make_audience(db, org, "Source")
+    ids = add_bulk_members(db, org, source, 10_000)
+    target = make_audience(db, org, "Target")
+    url = f"/v1/audiences/{target.id}/contacts"
+    added = client.post(url, headers=headers, json={"contactIds": ids})
+    assert added.status_code == 200, added.text
+    assert (added.json()["added"], added.json()["contactCount"]) == (10_000, 10_000)
+    removed = client.post(f"{url}/remove", headers=headers, json={"contactIds": ids})
+    assert (removed.json()["removed"], removed.json()["contactCount"]) == (10_000, 0)

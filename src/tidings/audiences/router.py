@@ -118,13 +118,13 @@ def list_members(
 def add_members(
     session: DbSession, principal: Writer, audience_id: ObjectId, body: ContactIds
 ) -> AudienceAdded:
-    """Add contacts (at most 1,000 ids per call). Unknown ids are a 404 that names them, and
+    """Add contacts (at most 10,000 ids per call). Unknown ids are a 404 that names them, and
     nothing is added; contacts already in the audience are not counted in ``added``."""
     audience, added = service.add_contacts(session, principal, audience_id, body.contactIds)
     return audience_added(audience, added)
 
 
-_REMOVE_DOC = """Remove contacts (at most 1,000 ids per call). Ids that are not members are ignored;
+_REMOVE_DOC = """Remove contacts (at most 10,000 ids per call). Ids that are not members are ignored;
 ``removed`` counts the members actually removed."""
 
 

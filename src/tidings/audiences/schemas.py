@@ -23,7 +23,8 @@ Slug = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 
 # Documented in the OpenAPI schema; the service checks them, with messages that say what to do.
 SLUG_SCHEMA: JsonDict = {"pattern": "^[a-z0-9]+(-[a-z0-9]+)*$"}
-CONTACT_IDS_SCHEMA: JsonDict = {"minItems": 1, "maxItems": 1000}
+MAX_CONTACT_IDS = 10_000
+CONTACT_IDS_SCHEMA: JsonDict = {"minItems": 1, "maxItems": MAX_CONTACT_IDS}
 
 
 class AudienceCreate(BaseModel):
@@ -47,7 +48,8 @@ class AudienceUpdate(BaseModel):
 
 class ContactIds(BaseModel):
     contactIds: list[Text] = Field(
-        description="Contact ids (at most 1,000 per call)", json_schema_extra=CONTACT_IDS_SCHEMA
+        description=f"Contact ids (at most {MAX_CONTACT_IDS:,} per call)",
+        json_schema_extra=CONTACT_IDS_SCHEMA,
     )
 
 

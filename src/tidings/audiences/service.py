@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from tidings.audiences.schemas import MAX_CONTACT_IDS
 from tidings.audit.service import record_event
 from tidings.auth import Principal
 from tidings.contacts.service import (
@@ -32,7 +33,6 @@ from tidings.slugs import SLUG_PATTERN, free_slug, slug_in_use, slugify
 from tidings.tenancy import for_org, get_for_org, org_filter
 from tidings.timeutil import utcnow
 
-MAX_IDS_PER_CALL = 1000
 ACTIVE_CAMPAIGN_STATUSES = ("scheduled", "in_progress")
 
 
@@ -256,11 +256,11 @@ def _checked_ids(contact_ids: list[str]) -> list[str]:
             "contactIds is empty; give at least one contact id.",
             details=[{"field": "contactIds", "message": "at least one id"}],
         )
-    if len(contact_ids) > MAX_IDS_PER_CALL:
+    if len(contact_ids) > MAX_CONTACT_IDS:
         raise ValidationFailed(
-            f"At most {MAX_IDS_PER_CALL:,} contactIds per call ({len(contact_ids):,} given); "
+            f"At most {MAX_CONTACT_IDS:,} contactIds per call ({len(contact_ids):,} given); "
             "split the list into several calls.",
-            details=[{"field": "contactIds", "message": f"at most {MAX_IDS_PER_CALL} ids"}],
+            details=[{"field": "contactIds", "message": f"at most {MAX_CONTACT_IDS} ids"}],
         )
     return list(dict.fromkeys(contact_ids))
 
