@@ -79,12 +79,20 @@ def make_engine(url: str) -> Engine:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
+    # SQLite's own lower() folds ASCII only, so a search for "RÉNA" missed "Réna" (ILIKE is
+    # ``lower(x) LIKE lower(y)`` here) and a suppression keyed "élise@…" missed "Élise@…".
+    # Python's folding is PostgreSQL's and ``contacts.normalize.suppression_key``'s.
+    dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _unicode_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
 
 
 def _sqlite_begin(connection: Any) -> None:

@@ -217,6 +217,23 @@ def test_ten_thousand_recipients_are_accepted_and_one_more_is_refused(
     assert (count(db, Campaign), count(db, Message)) == (1, 10_000)
 
 
+def test_a_suppression_matches_whatever_the_case_of_the_local_part(
+    client: ApiClient, db: Session
+) -> None:
+    """Contacts keep their local part as written; a suppression is lower-cased whole, beyond
+    ASCII too (SQLite's own lower() folds ASCII only)."""
+    org = make_org(db)
+    headers = auth(make_key(db, org))
+    elise = make_contact(db, org, email="Élise@example.com")
+    audience = make_audience(db, org, members=[elise, make_contact(db, org, email="x@example.com")])
+    make_template(db, org)
+    make_suppression(db, org, "élise@example.com")
+
+    body = _send(client, headers, audience.id).json()
+    assert (body["scheduled"], body["suppressed"]) == (1, 1)
+    assert {m.to_address for m in _messages(db, body["campaign_id"])} == {"x@example.com"}
+
+
 def test_limit_counts_suppressed_recipients(client: ApiClient, db: Session) -> None:
     org = make_org(db)
     headers = auth(make_key(db, org))

@@ -257,6 +257,23 @@ def test_search_matches_name_email_and_phone_case_insensitively(
     assert len(names("")) == 3
 
 
+def test_search_folds_case_beyond_ascii(client: ApiClient, headers: dict[str, str]) -> None:
+    """SQLite's own lower() folds ASCII only; both backends match "RÉNA" to "Réna"."""
+    for payload in (
+        {"email": "Élise@example.com", "name": "Réna Ødegård"},
+        {"email": "ivan@example.com", "name": "ИВАН Петров"},
+    ):
+        assert client.post("/v1/contacts", headers=headers, json=payload).status_code == 201
+
+    def names(term: str) -> set[str]:
+        page = client.get("/v1/contacts", headers=headers, params={"search": term}).json()
+        return {c["name"] for c in page["data"]}
+
+    assert names("RÉNA") == names("réna") == names("ødegÅrd") == {"Réna Ødegård"}
+    assert names("élise@") == {"Réna Ødegård"}
+    assert names("иван") == names("ПЕТРОВ") == {"ИВАН Петров"}
+
+
 def test_search_never_matches_across_two_fields(client: ApiClient, headers: dict[str, str]) -> None:
     """Name, email and phone are searched as one text joined by a newline; a term may only match
     inside one of them, also when the term itself holds a newline (then matched field by field).
