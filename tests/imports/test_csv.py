@@ -24,6 +24,29 @@ def test_decode_strips_the_bom_and_refuses_other_encodings() -> None:
         decode(b"  \r\n")
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"email,name\rcr1@example.com,A\r",  # old Mac: CR alone everywhere
+        b"email,name\r\na@example.com,A\rb@example.com,B\r\n",  # mixed, one CR alone
+        b'email,note\n"a@example.com","x\r"\rb@example.com,y\n',  # after a quoted CR
+    ],
+)
+def test_lines_ending_with_cr_alone_are_refused(data: bytes) -> None:
+    """DESIGN §5: CRLF or LF; anything else is a clear 400."""
+    with pytest.raises(InvalidCsv, match="CR alone"):
+        parse_csv(data)
+
+
+def test_crlf_lf_and_a_cr_inside_a_quoted_cell_are_read() -> None:
+    crlf = parse_csv(b"email,name\r\na@example.com,A\r\nb@example.com,B")
+    lf = parse_csv(b"email,name\na@example.com,A\nb@example.com,B\n")
+    expected = ["a@example.com", "b@example.com"]
+    assert [r.email for r in crlf.rows] == [r.email for r in lf.rows] == expected
+    quoted = parse_csv(b'email,note\r\na@example.com,"say ""hi""\rthere"\r\n')
+    assert quoted.rows[0].metadata == {"note": 'say "hi"\rthere'}
+
+
 def test_header_positions_and_metadata_keys() -> None:
     header = read_header([" Name ", "EMAIL", "Company", "phone"])
     assert (header.email, header.phone, header.name) == (1, 3, 0)

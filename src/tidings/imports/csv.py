@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -83,7 +84,28 @@ def decode(data: bytes) -> str:
         ) from None
     if not text.strip():
         raise InvalidCsv("the CSV is empty; send a header row (email and/or phone) and data rows")
+    if "\r" in text and _ends_a_line_with_cr_alone(text):
+        raise InvalidCsv(
+            "lines must end with CRLF or LF; this file ends them with CR alone (an old Mac "
+            "format): save it as 'CSV UTF-8' and upload it again"
+        )
     return text
+
+
+_BARE_CR = re.compile(r"\r(?!\n)")
+
+
+def _ends_a_line_with_cr_alone(text: str) -> bool:
+    """A CR without its LF outside quotes (DESIGN §5: CRLF or LF, anything else is a 400). Inside a
+    quoted field it is the cell's own text and stays. Quotes are counted once, left to right: an
+    escaped quote (``""``) counts twice, so the parity still says whether a field is open."""
+    quotes, counted_to = 0, 0
+    for match in _BARE_CR.finditer(text):
+        quotes += text.count('"', counted_to, match.start())
+        counted_to = match.start()
+        if quotes % 2 == 0:
+            return True
+    return False
 
 
 def read_header(cells: list[str]) -> Header:
