@@ -108,7 +108,9 @@ def test_hostile_shapes(
 def test_well_formed_files_import_exactly(
     client: ApiClient, db: Session, locals_: list[str], names: list[str], eol: str, bom: bool
 ) -> None:
-    """A correct file (quoted as RFC 4180 says) imports every distinct address exactly once."""
+    """A correct file (quoted as RFC 4180 says) imports every distinct address exactly once; the
+    same file with lines ending in CR alone is a 400 that writes nothing (DESIGN §5: CRLF or LF).
+    CRs inside quoted names are the names' own text either way."""
     setup = setup_import(db)
     rows = [
         (f"{local}@example.com", names[i] if i < len(names) else "")
@@ -121,6 +123,11 @@ def test_well_formed_files_import_exactly(
     lines = ["email,name", *(f"{email},{quoted(name)}" for email, name in rows)]
     text = ("\ufeff" if bom else "") + eol.join(lines) + eol
     response = post_csv(client, setup, text.encode())
+    if eol == "\r":
+        assert response.status_code == 400, response.text
+        assert "CR alone" in response.json()["error"]["message"]
+        assert all_contacts(db, setup.org) == []
+        return
     assert response.status_code == 200, response.text
     body = response.json()
     distinct = {email for email, _ in rows}

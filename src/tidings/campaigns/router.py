@@ -47,7 +47,8 @@ message per recipient with status `scheduled`, in one transaction. Answers **201
   is stored at `metadata.subject_variant`.
 
 Errors: 400 malformed body (unknown field, bad `from`, bad `scheduled_local` format, unknown time
-zone, variables not flat, out-of-range `ramp_minutes` or variant count), 404 audience or template
+zone, variables not a JSON object or nested too deep, out-of-range `ramp_minutes` or variant
+count; an sms send with no sender while an SMS API is configured), 404 audience or template
 not in your organization, 422 channel mismatch, variants on sms, Liquid syntax, DST gap, past time,
 too many recipients. `Idempotency-Key` replays the first answer to a retry."""
 

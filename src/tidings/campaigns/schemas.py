@@ -35,7 +35,7 @@ class SendRequest(BaseModel):
     template: str = Field(min_length=1, max_length=200, description="Template slug or id.")
     variables: Variables = Field(
         default_factory=dict,
-        description="Flat object of strings, numbers, booleans or null; wins over contact "
+        description="Any JSON object (nested objects and lists too); wins over contact "
         "metadata with the same key.",
     )
     ramp_minutes: int | None = Field(

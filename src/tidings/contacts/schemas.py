@@ -46,7 +46,8 @@ def _json_object(value: Any) -> Any:
 
 def _check_json(value: Any, path: str, depth: int) -> None:
     """No NUL character (PostgreSQL's jsonb cannot hold one), finite numbers (JSON has no NaN),
-    objects and lists at most MAX_JSON_DEPTH levels deep; ``path`` names the offending value in the message."""
+    objects and lists at most MAX_JSON_DEPTH levels deep. ``path`` names the offending value in
+    the message."""
     where = repr(path) if path else "the object"
     if isinstance(value, dict | list) and depth > MAX_JSON_DEPTH:
         raise _refused(f"{where} is nested more than {MAX_JSON_DEPTH} levels deep")
