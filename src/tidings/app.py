@@ -57,7 +57,11 @@ Authenticate with `Authorization: Bearer <key>`. Every route under `/v1` is also
 
 
 def _public_api(include_in_schema: bool) -> APIRouter:
-    api = APIRouter(include_in_schema=include_in_schema)
+    # A body without any Content-Type is read as JSON (``requests.post(url, data=json.dumps(...))``
+    # sends none). FastAPI's strict default guards unauthenticated local apps against cross-site
+    # requests; every public route needs an Authorization header, which no page can send without
+    # a CORS preflight.
+    api = APIRouter(include_in_schema=include_in_schema, strict_content_type=False)
     for router in JSON_ROUTERS:
         api.include_router(
             router, dependencies=[Depends(json_body_type)], responses=error_responses(415)

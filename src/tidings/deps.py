@@ -61,19 +61,20 @@ DbSession = Annotated[Session, Depends(get_session, scope="function")]
 
 
 async def json_body_type(request: Request) -> None:
-    """A request body in another content type than JSON, or in none, is a 415 (DESIGN §2) that
-    says what to send, rather than a 400 about "a valid dictionary" (FastAPI reads only JSON
-    types as JSON). A request without a body passes whatever its headers say."""
-    if not _has_body(request):
+    """A request body in another content type than JSON is a 415 (DESIGN §2) that says what to
+    send, rather than a 400 about "a valid dictionary". A body without a Content-Type is read as
+    JSON (``app._public_api``); a request without a body passes whatever its headers say."""
+    content_type = request.headers.get("content-type")
+    if content_type is None or not _has_body(request):
         return
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    media_type = content_type.partition(";")[0].strip().lower()
     if media_type == "application/json" or (
         media_type.startswith("application/") and media_type.endswith("+json")
     ):
         return
     raise UnsupportedMediaType(
         "send the request body as JSON, with 'Content-Type: application/json'",
-        details={"contentType": media_type or None},
+        details={"contentType": media_type},
     )
 
 
