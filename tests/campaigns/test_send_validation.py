@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from tests.campaigns.factories import count, make_template
 from tests.factories import ApiClient, auth, make_audience, make_contact, make_key, make_org
 from tidings.config import get_settings
-from tidings.models import Campaign, Message
+from tidings.models import Audience, Campaign, Message
 
 BASE = {"channel": "email", "from": "hello@yourdomain.com", "template": "weekly-newsletter"}
 
@@ -45,16 +45,23 @@ CASES: list[tuple[str, dict[str, Any], int, str]] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("case", "change", "status", "code"), CASES, ids=[c[0] for c in CASES])
-def test_invalid_send_is_refused_and_writes_nothing(
-    client: ApiClient, db: Session, case: str, change: dict[str, Any], status: int, code: str
-) -> None:
+def _world(db: Session) -> tuple[dict[str, str], Audience]:
+    """A key, and an audience of one member with an email and a phone, with an email template
+    (``weekly-newsletter``) and an SMS one (``sms-note``)."""
     org = make_org(db)
     headers = auth(make_key(db, org))
     contact = make_contact(db, org, email="a@example.com", phone="+14155550100")
     audience = make_audience(db, org, members=[contact])
     make_template(db, org)
     make_template(db, org, slug="sms-note", channel="sms", text="Hi")
+    return headers, audience
+
+
+@pytest.mark.parametrize(("case", "change", "status", "code"), CASES, ids=[c[0] for c in CASES])
+def test_invalid_send_is_refused_and_writes_nothing(
+    client: ApiClient, db: Session, case: str, change: dict[str, Any], status: int, code: str
+) -> None:
+    headers, audience = _world(db)
     body = {**BASE, **change}
     body = {k: v for k, v in body.items() if v is not None}
     response = client.post(f"/v1/audiences/{audience.id}/send", json=body, headers=headers)
@@ -99,12 +106,7 @@ def test_email_sender_keeps_its_display_name(client: ApiClient, db: Session) -> 
 def test_a_send_without_from_uses_the_server_default(client: ApiClient, db: Session) -> None:
     """Email falls back on TIDINGS_EMAIL_FROM (which has a default); SMS on TIDINGS_SMS_FROM, or
     none at all into the default file outbox."""
-    org = make_org(db)
-    headers = auth(make_key(db, org))
-    contact = make_contact(db, org, email="a@example.com", phone="+14155550100")
-    audience = make_audience(db, org, members=[contact])
-    make_template(db, org)
-    make_template(db, org, slug="sms-note", channel="sms", text="Hi")
+    headers, audience = _world(db)
     for body in ({"template": "weekly-newsletter"}, {"template": "sms-note"}):
         response = client.post(f"/v1/audiences/{audience.id}/send", json=body, headers=headers)
         assert response.status_code == 201, response.text
