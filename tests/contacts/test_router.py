@@ -128,7 +128,7 @@ def _nested(levels: int) -> dict[str, object]:
     [
         ({"address": {"city": "Mum\u0000bai"}}, "'address.city' must not contain NUL"),
         ({"tags": ["ok", "n\u0000"]}, "'tags[1]' must not contain NUL"),
-        ({"a": {"k\u0000": 1}}, "a key of 'a' contains a NUL"),
+        ({"a": {"k\u0000": 1}}, "a key of 'a' must not contain NUL"),
         ({"score": float("inf")}, "'score' is not a finite number"),
         (_nested(11), "nested more than 10 levels deep"),
         ({"": 1}, "metadata"),

@@ -12,13 +12,17 @@ from pydantic import BaseModel, Field, StringConstraints
 from pydantic.config import JsonDict
 from pydantic.json_schema import SkipJsonSchema
 
-from tidings.contacts.schemas import NoNul, Text
+from tidings.contacts.schemas import Storable, Text
 from tidings.models import Audience
 from tidings.timeutil import isoformat_z
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
-Description = Annotated[str, StringConstraints(max_length=5000), NoNul]
-Slug = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Storable
+]
+Description = Annotated[str, StringConstraints(max_length=5000), Storable]
+Slug = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Storable
+]
 
 
 # Documented in the OpenAPI schema; the service checks them, with messages that say what to do.

@@ -10,6 +10,7 @@ from pydantic_core import PydanticCustomError
 
 from tidings.campaigns.schedule import MAX_RAMP_MINUTES
 from tidings.campaigns.variants import MAX_VARIANTS, MIN_VARIANTS
+from tidings.contacts.schemas import Text
 from tidings.templates.schemas import Channel, Variables
 
 CampaignStatus = Literal["scheduled", "in_progress", "completed", "cancelled"]
@@ -24,7 +25,7 @@ class SendRequest(BaseModel):
     channel: Channel | None = Field(
         default=None, description="email or sms; defaults to the template's channel."
     )
-    from_: str | None = Field(
+    from_: Text | None = Field(
         default=None,
         alias="from",
         max_length=320,
@@ -32,7 +33,7 @@ class SendRequest(BaseModel):
         "E.164 number or an alphanumeric sender id. Without it, the server's TIDINGS_EMAIL_FROM "
         "or TIDINGS_SMS_FROM.",
     )
-    template: str = Field(min_length=1, max_length=200, description="Template slug or id.")
+    template: Text = Field(min_length=1, max_length=200, description="Template slug or id.")
     variables: Variables = Field(
         default_factory=dict,
         description="Any JSON object (nested objects and lists too); wins over contact "
@@ -44,19 +45,19 @@ class SendRequest(BaseModel):
         le=MAX_RAMP_MINUTES,
         description="Spread the sends evenly over this many minutes (0-1440); 0 sends at once.",
     )
-    subject_variants: list[str] | None = Field(
+    subject_variants: list[Text] | None = Field(
         default=None,
         min_length=MIN_VARIANTS,
         max_length=MAX_VARIANTS,
         description="2-5 email subjects (Liquid) for an A/B test; each contact gets one "
         "deterministically from its id.",
     )
-    scheduled_local: str | None = Field(
+    scheduled_local: Text | None = Field(
         default=None,
         description="Local wall time 'YYYY-MM-DD HH:MM' (seconds optional); absent: now.",
         examples=["2027-05-01 09:00"],
     )
-    scheduled_at_tz: str | None = Field(
+    scheduled_at_tz: Text | None = Field(
         default=None,
         description="IANA time zone of scheduled_local; defaults to the organization's.",
         examples=["America/New_York"],

@@ -21,17 +21,31 @@ MAX_JSON_DEPTH = 10
 SEARCH_MAX = 200
 
 
-def _no_nul(value: str) -> str:
-    """PostgreSQL text cannot hold NUL; refuse it here (a 400) rather than fail in the database."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL (\\u0000) characters")
+def _storable(value: str) -> str:
+    """Text both databases store as it is, refused here (a 400) rather than in the database (a
+    500): PostgreSQL's text and jsonb hold no NUL, and no encoding holds an unpaired UTF-16
+    surrogate, which JSON can still spell (``"\\ud800"``)."""
+    problem = _unstorable(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 
+def _unstorable(value: str) -> str | None:
+    if "\x00" in value:
+        return "must not contain NUL (\\u0000) characters"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "must be valid Unicode: it holds an unpaired surrogate (\\ud800-\\udfff)"
+    return None
+
+
 # Every request string carries this, so both backends accept exactly the same text. Constraints go
-# on ``str`` itself, before it: ``Annotated[str, StringConstraints(...), NoNul]``.
-NoNul = AfterValidator(_no_nul)
-Text = Annotated[str, NoNul]
+# on ``str`` itself, before it: ``Annotated[str, StringConstraints(...), Storable]``.
+Storable = AfterValidator(_storable)
+Text = Annotated[str, Storable]
 
 
 def _json_object(value: Any) -> Any:
@@ -45,23 +59,24 @@ def _json_object(value: Any) -> Any:
 
 
 def _check_json(value: Any, path: str, depth: int) -> None:
-    """No NUL character (PostgreSQL's jsonb cannot hold one), finite numbers (JSON has no NaN),
-    objects and lists at most MAX_JSON_DEPTH levels deep. ``path`` names the offending value in
-    the message."""
+    """Storable text (``_storable``), finite numbers (JSON has no NaN), objects and lists at most
+    MAX_JSON_DEPTH levels deep. ``path`` names the offending value in the message."""
     where = repr(path) if path else "the object"
     if isinstance(value, dict | list) and depth > MAX_JSON_DEPTH:
         raise _refused(f"{where} is nested more than {MAX_JSON_DEPTH} levels deep")
     if isinstance(value, dict):
         for key, item in value.items():
-            if "\x00" in key:
-                raise _refused(f"a key of {where} contains a NUL (\\u0000) character")
+            problem = _unstorable(key)
+            if problem is not None:
+                raise _refused(f"a key of {where} {problem}")
             _check_json(item, f"{path}.{key}" if path else key, depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _check_json(item, f"{path}[{index}]", depth + 1)
     elif isinstance(value, str):
-        if "\x00" in value:
-            raise _refused(f"{where} must not contain NUL (\\u0000) characters")
+        problem = _unstorable(value)
+        if problem is not None:
+            raise _refused(f"{where} {problem}")
     elif isinstance(value, float) and not math.isfinite(value):
         raise _refused(f"{where} is not a finite number")
 
@@ -73,13 +88,13 @@ def _refused(message: str) -> PydanticCustomError:
 
 # A JSON object of anything JSON holds (``_json_object``): a contact's metadata, a send's variables.
 JsonObject = Annotated[dict[str, Any], BeforeValidator(_json_object)]
-MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=100), NoNul]
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=100), Storable]
 Metadata = Annotated[
     dict[MetadataKey, Any], BeforeValidator(_json_object), Field(max_length=MAX_METADATA_KEYS)
 ]
-Email = Annotated[str, StringConstraints(max_length=320), NoNul]
-Phone = Annotated[str, StringConstraints(max_length=64), NoNul]
-Name = Annotated[str, StringConstraints(max_length=200), NoNul]
+Email = Annotated[str, StringConstraints(max_length=320), Storable]
+Phone = Annotated[str, StringConstraints(max_length=64), Storable]
+Name = Annotated[str, StringConstraints(max_length=200), Storable]
 # Route parameters: ids in the path, and the ``search`` filter of the contact lists.
 ObjectId = Annotated[Text, Path()]
 Search = Annotated[

@@ -6,13 +6,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tidings.contacts.schemas import Text
+
 Reason = Literal["manual", "unsubscribe", "bounce", "complaint"]
 
 
 class SuppressionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    address: str = Field(
+    address: Text = Field(
         min_length=1,
         max_length=320,
         description="An email address, or a phone number in international format (+14155550100).",
@@ -23,7 +25,7 @@ class SuppressionCreate(BaseModel):
 class SuppressionAddress(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    address: str = Field(min_length=1, max_length=320)
+    address: Text = Field(min_length=1, max_length=320)
 
 
 class SuppressionOut(BaseModel):

@@ -6,11 +6,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
-from tidings.contacts.schemas import JsonObject
+from tidings.contacts.schemas import JsonObject, Storable, Text
 
 Channel = Literal["email", "sms"]
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Storable
+]
 
 
 def _no_variables_as_empty(value: Any) -> Any:
@@ -25,16 +27,16 @@ class TemplateCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name
-    slug: str | None = Field(
+    slug: Text | None = Field(
         default=None,
         max_length=200,
         pattern=SLUG_PATTERN,
         description="Unique per organization; derived from the name when absent.",
     )
     channel: Channel
-    subject: str | None = Field(default=None, description="Email only; Liquid.")
-    html: str | None = Field(default=None, description="Email only; Liquid, autoescaped.")
-    text: str | None = Field(default=None, description="Liquid; required for SMS.")
+    subject: Text | None = Field(default=None, description="Email only; Liquid.")
+    html: Text | None = Field(default=None, description="Email only; Liquid, autoescaped.")
+    text: Text | None = Field(default=None, description="Liquid; required for SMS.")
 
 
 class TemplateUpdate(BaseModel):
@@ -43,11 +45,11 @@ class TemplateUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name | None = None
-    slug: str | None = Field(default=None, max_length=200, pattern=SLUG_PATTERN)
+    slug: Text | None = Field(default=None, max_length=200, pattern=SLUG_PATTERN)
     channel: Channel | None = None
-    subject: str | None = None
-    html: str | None = None
-    text: str | None = None
+    subject: Text | None = None
+    html: Text | None = None
+    text: Text | None = None
 
 
 class TemplateOut(BaseModel):
@@ -65,7 +67,7 @@ class TemplateOut(BaseModel):
 class PreviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    contactId: str | None = Field(
+    contactId: Text | None = Field(
         default=None, description="A contact of your organization whose data fills the template."
     )
     variables: Variables = Field(
