@@ -165,6 +165,36 @@ def test_messages_list_filters_and_get(client: ApiClient, db: Session) -> None:
     assert client.get("/v1/messages/msg_nope", headers=headers).status_code == 404
 
 
+def test_filters_take_every_spelling_and_refuse_two_that_disagree(
+    client: ApiClient, db: Session
+) -> None:
+    """DESIGN §3 says "filter by campaign, status, contact"; objects say ``campaignId``; the send
+    is snake_case. An unread spelling would silently list everything."""
+    _, headers, audience, contacts = _setup(db)
+    campaign_id = _send(client, headers, audience.id)
+    _send(client, headers, audience.id)
+
+    def total(query: str) -> int:
+        response = client.get(f"/v1/messages?{query}", headers=headers)
+        assert response.status_code == 200, response.text
+        return int(response.json()["total"])
+
+    for spelling in ("campaignId", "campaign", "campaign_id"):
+        assert total(f"{spelling}={campaign_id}") == 4
+        assert total(f"{spelling}=cmp_nope") == 0
+    for spelling in ("contactId", "contact", "contact_id"):
+        assert total(f"{spelling}={contacts[0].id}") == 2
+    assert total(f"campaign={campaign_id}&campaignId={campaign_id}") == 4
+    clash = client.get(f"/v1/messages?campaign={campaign_id}&campaign_id=cmp_x", headers=headers)
+    assert clash.status_code == 400
+    assert clash.json()["error"]["code"] == "validation_error"
+    for spelling in ("audienceId", "audience", "audience_id"):
+        listed = client.get(f"/v1/campaigns?{spelling}={audience.id}", headers=headers).json()
+        assert listed["total"] == 2
+        other = client.get(f"/v1/campaigns?{spelling}=aud_nope", headers=headers).json()
+        assert other["total"] == 0
+
+
 def test_audience_has_active_campaign(client: ApiClient, db: Session) -> None:
     org, headers, audience, _ = _setup(db)
     assert not audience_has_active_campaign(db, org.id, audience.id)
