@@ -173,6 +173,32 @@ def purge_expired_idempotency_keys() -> int:
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def request_fingerprint(scope: Scope, content_type: bytes, body: bytes) -> str:
+    """What makes a retry "the same request": the route, its query and the body's meaning. So
+    ``/api/v1/...`` is ``/v1/...`` (the same routers, DESIGN §1), a Content-Type's parameters
+    (``; charset=utf-8``) do not count, and a JSON body counts as the value it spells, not its
+    whitespace or key order: a client that re-serialises its retry replays, not 409s."""
+    path = scope["path"]
+    if path.startswith("/api/v1/"):
+        path = path.removeprefix("/api")
+    media_type = content_type.decode("latin-1").partition(";")[0].strip().lower()
+    if media_type in ("", "application/json") or media_type.endswith("+json"):
+        body = _canonical_json(body)
+    digest = hashlib.sha256()
+    for part in (scope["method"], path, scope.get("query_string", b"").decode(), media_type):
+        digest.update(part.encode() + b"\0")
+    digest.update(body)
+    return digest.hexdigest()
+
+
+def _canonical_json(body: bytes) -> bytes:
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return body  # not JSON after all: the route answers it; compare the bytes
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode("ascii")
+
+
 class IdempotencyMiddleware:
     """``Idempotency-Key`` on POST: the first request's response is stored and replayed to a retry
     with the same key and body; the same key with another body (or while the first request still
@@ -206,16 +232,7 @@ class IdempotencyMiddleware:
             return
         body = await _read_body(receive)
         owner = credential_fingerprint(credential.decode("latin-1"))
-        digest = hashlib.sha256()
-        for part in (
-            scope["method"],
-            scope["path"],
-            scope.get("query_string", b"").decode(),
-            headers.get(b"content-type", b"").decode("latin-1"),
-        ):
-            digest.update(part.encode() + b"\0")
-        digest.update(body)
-        request_hash = digest.hexdigest()
+        request_hash = request_fingerprint(scope, headers.get(b"content-type", b""), body)
 
         try:
             existing = await run_in_threadpool(_claim, owner, key, request_hash)

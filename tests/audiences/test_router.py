@@ -305,3 +305,34 @@ def test_idempotency_key_replays_the_create(
     assert other.status_code == 409
     db.rollback()
     assert db.scalar(select(func.count()).select_from(Audience)) == 1
+
+
+def test_a_retry_is_the_same_request_however_it_is_spelt(
+    client: ApiClient, headers: dict[str, str], db: Session
+) -> None:
+    """The same value in other JSON whitespace or key order, under the other mount (/api/v1), or
+    with a charset on its Content-Type replays; a different value is still a 409."""
+    retry = {**headers, "Idempotency-Key": "create-news-2", "Content-Type": "application/json"}
+    first = client.post(
+        "/v1/audiences", headers=retry, content=b'{"name":"News","description":"Weekly"}'
+    )
+    assert first.status_code == 201, first.text
+    for path, content_type, body in [
+        ("/v1/audiences", "application/json", b'{ "description" : "Weekly",\n "name": "News" }'),
+        ("/api/v1/audiences", "application/json", b'{"name":"News","description":"Weekly"}'),
+        (
+            "/v1/audiences",
+            "application/json; charset=utf-8",
+            b'{"name":"News","description":"Weekly"}',
+        ),
+    ]:
+        again = client.post(path, headers={**retry, "Content-Type": content_type}, content=body)
+        assert again.status_code == 201, (path, content_type, again.text)
+        assert again.json() == first.json()
+        assert again.headers.get("idempotent-replayed") == "true"
+    changed = client.post(
+        "/v1/audiences", headers=retry, content=b'{"name":"News","description":"Daily"}'
+    )
+    assert changed.status_code == 409
+    db.rollback()
+    assert db.scalar(select(func.count()).select_from(Audience)) == 1
