@@ -124,6 +124,7 @@ def test_members_get_no_drawers(client: ApiClient, db: Session) -> None:
     page = client.get("/overview/audiences")
     assert "Mumbai Premium" in page.text
     assert "/drawer/" not in page.text
+    assert "New audience" not in page.text  # creating is for owners: no form to be refused
 
 
 def test_search_and_pagination(client: ApiClient, db: Session) -> None:
@@ -137,6 +138,13 @@ def test_search_and_pagination(client: ApiClient, db: Session) -> None:
     assert "page 1 of 2" in first.text
     assert "Needle" in client.get("/overview/audiences?search=needl").text
     assert "List 00" not in client.get("/overview/audiences?search=needl").text
+    assert "New audience" in first.text
+    # LIKE wildcards are the text they are, as in the API's search.
+    for wildcard in ("%25", "_", "%5C"):
+        assert "page 1 of 1" in client.get(f"/overview/audiences?search={wildcard}").text
+        assert "Needle" not in client.get(f"/overview/audiences?search={wildcard}").text
+    make_audience(db, org, "50% off")
+    assert "50% off" in client.get("/overview/audiences?search=50%25").text
 
 
 def test_logout_needs_csrf_and_ends_the_session(client: ApiClient, db: Session) -> None:

@@ -68,9 +68,15 @@ def search_values(term: str | None) -> tuple[SearchMatch, dict[str, str]]:
     term = (term or "").strip()
     if not term:
         return SearchMatch.NONE, {}
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     how = SearchMatch.BY_FIELD if SEARCH_SEPARATOR in term else SearchMatch.JOINED
-    return how, {"search_pattern": f"%{escaped}%"}
+    return how, {"search_pattern": substring_pattern(term)}
+
+
+def substring_pattern(term: str) -> str:
+    """A LIKE pattern (escape character ``\\``) matching ``term`` anywhere, its own ``%``, ``_``
+    and backslashes matched as themselves."""
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def search_filter(how: SearchMatch) -> ColumnElement[bool] | None:

@@ -28,6 +28,7 @@ from tidings.auth import (
     resolve_dashboard_session,
     tokens_equal,
 )
+from tidings.contacts.service import substring_pattern
 from tidings.deps import CSRF_HEADER, SESSION_COOKIE, DbSession
 from tidings.models import Audience, Campaign, DashboardSession, User
 from tidings.tenancy import for_org
@@ -214,9 +215,9 @@ def audiences_context(
 ) -> dict[str, Any]:
     stmt = for_org(Audience, viewer.user.org_id)
     if search.strip():
-        pattern = f"%{search.strip().lower()}%"
+        pattern = substring_pattern(search.strip())
         stmt = stmt.where(
-            func.lower(Audience.name).like(pattern) | func.lower(Audience.slug).like(pattern)
+            Audience.name.ilike(pattern, escape="\\") | Audience.slug.ilike(pattern, escape="\\")
         )
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     pages = max(1, -(-total // PAGE_SIZE))
