@@ -67,14 +67,24 @@ async def json_body_type(request: Request) -> None:
     content_type = request.headers.get("content-type")
     if content_type is None or not _has_body(request):
         return
-    media_type = content_type.partition(";")[0].strip().lower()
-    if media_type == "application/json" or (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    ):
+    media_type = media_type_of(content_type)
+    if is_json(media_type):
         return
     raise UnsupportedMediaType(
         "send the request body as JSON, with 'Content-Type: application/json'",
         details={"contentType": media_type},
+    )
+
+
+def media_type_of(content_type: str) -> str:
+    """``application/json; charset=utf-8`` -> ``application/json``."""
+    return content_type.partition(";")[0].strip().lower()
+
+
+def is_json(media_type: str) -> bool:
+    """``application/json`` or any ``application/*+json`` (FastAPI reads both as JSON)."""
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
     )
 
 

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tidings.auth import credential_fingerprint
 from tidings.config import get_settings
 from tidings.db import session_scope
+from tidings.deps import is_json, media_type_of
 from tidings.models import IdempotencyKey
 from tidings.timeutil import utcnow
 
@@ -181,8 +182,8 @@ def request_fingerprint(scope: Scope, content_type: bytes, body: bytes) -> str:
     path = scope["path"]
     if path.startswith("/api/v1/"):
         path = path.removeprefix("/api")
-    media_type = content_type.decode("latin-1").partition(";")[0].strip().lower()
-    if media_type in ("", "application/json") or media_type.endswith("+json"):
+    media_type = media_type_of(content_type.decode("latin-1"))
+    if not media_type or is_json(media_type):  # no Content-Type: read as JSON on /v1
         body = _canonical_json(body)
     digest = hashlib.sha256()
     for part in (scope["method"], path, scope.get("query_string", b"").decode(), media_type):

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 
 from tidings.auth import Principal
-from tidings.deps import DbSession, internal_caller, require_scopes
+from tidings.deps import DbSession, internal_caller, media_type_of, require_scopes
 from tidings.errors import UnsupportedMediaType, ValidationFailed, error_responses
 from tidings.imports import service
 from tidings.imports.csv import InvalidCsv
@@ -58,7 +58,7 @@ def _csv_from_json(body: bytes) -> bytes:
 
 async def csv_body(request: Request) -> bytes:
     """The CSV bytes from either content type; anything else is a 415 before the body is read."""
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    media_type = media_type_of(request.headers.get("content-type", ""))
     if media_type not in (CSV_MEDIA_TYPE, JSON_MEDIA_TYPE):
         raise UnsupportedMediaType(
             "send the file as 'Content-Type: text/csv', "
