@@ -306,3 +306,19 @@ def test_empty_audience_makes_a_completed_campaign(client: ApiClient, db: Sessio
     assert (body["total"], body["scheduled"]) == (0, 0)
     campaign = db.get(Campaign, body["campaign_id"])
     assert campaign is not None and campaign.status == "completed"
+
+
+def test_variants_that_need_the_sends_variables_are_accepted(
+    client: ApiClient, db: Session
+) -> None:
+    """A variant valid as Liquid but failing without data (``divided_by: n``) is not refused
+    while the send's own ``variables`` supply ``n``."""
+    _, headers, audience = _world(db)
+    response = _send(
+        client,
+        headers,
+        audience.id,
+        subject_variants=["A {{ 100 | divided_by: n }}", "B"],
+        variables={"n": 5},
+    )
+    assert response.status_code == 201, response.text

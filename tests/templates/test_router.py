@@ -120,6 +120,34 @@ def test_liquid_syntax_error_names_field_and_line(client: ApiClient, db: Session
     assert unclosed.status_code == 422
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ 100 | divided_by: tier }}",
+        "{{ 7 | modulo: n }}",
+        "{% assign share = 10 | divided_by: n %}{{ share }}",
+        "{{ items | first | upcase }} {{ price | times: qty | round: 2 }}",
+    ],
+)
+def test_valid_liquid_that_needs_its_variables_saves(
+    client: ApiClient, db: Session, source: str
+) -> None:
+    """Checked for syntax on save (DESIGN §3): a filter that fails only without its variables is
+    valid Liquid; its data arrives with the send."""
+    headers = _headers(db)
+    body = {"name": "Needs data", "channel": "sms", "text": source}
+    response = client.post("/v1/templates", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+
+
+def test_an_unknown_filter_is_refused_on_save(client: ApiClient, db: Session) -> None:
+    headers = _headers(db)
+    body = {"name": "Typo", "channel": "sms", "text": "Hi {{ name | upcas }}"}
+    response = client.post("/v1/templates", json=body, headers=headers)
+    assert response.status_code == 422, response.text
+    assert "upcas" in response.json()["error"]["message"]
+
+
 def test_update_and_delete(client: ApiClient, db: Session) -> None:
     headers = _headers(db)
     created = client.post("/v1/templates", json=EMAIL, headers=headers).json()

@@ -17,7 +17,15 @@ from functools import lru_cache
 from typing import Any
 
 from liquid import BoundTemplate, Environment
-from liquid.exceptions import LiquidError
+from liquid.exceptions import (
+    FilterArgumentError,
+    FilterError,
+    FilterItemTypeError,
+    FilterValueError,
+    LiquidError,
+    LiquidTypeError,
+    UndefinedError,
+)
 
 from tidings.errors import Unprocessable
 
@@ -74,6 +82,17 @@ def _problem(exc: LiquidError) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+# Render errors that a template's variables cause or cure: a filter given a missing or wrong value.
+DATA_DEPENDENT = (
+    FilterError,
+    FilterArgumentError,
+    FilterValueError,
+    FilterItemTypeError,
+    LiquidTypeError,
+    UndefinedError,
+)
+
+
 @lru_cache(maxsize=512)
 def _compile(source: str, html: bool) -> BoundTemplate:
     """Compiled once per (source, kind) and reused: a 10,000-message batch shares one template."""
@@ -81,8 +100,10 @@ def _compile(source: str, html: bool) -> BoundTemplate:
 
 
 def check_syntax(source: str | None, field: str, *, html: bool = False) -> None:
-    """Parses ``source`` and renders it once with no variables, so both syntax errors and templates
-    that blow a limit on their own are refused when saved (422, naming field, line and problem)."""
+    """Parses ``source`` and renders it once with no variables, so syntax errors, unknown filters
+    and templates that blow a limit on their own are refused when saved (422, naming field, line
+    and problem). What fails only for want of the variables (``{{ 100 | divided_by: tier }}``
+    with no ``tier``) is valid Liquid and saves: the send's data decides, at preview and delivery."""
     if not source:
         return
     try:
@@ -95,6 +116,8 @@ def check_syntax(source: str | None, field: str, *, html: bool = False) -> None:
         ) from None
     try:
         template.render()
+    except DATA_DEPENDENT:
+        pass
     except LiquidError as exc:
         raise TemplateRenderFailed(
             f"{field}: {_problem(exc)}", details={"field": field, "problem": _problem(exc)}
