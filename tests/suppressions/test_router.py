@@ -51,6 +51,10 @@ def test_invalid_address_or_reason_is_a_400(client: ApiClient, db: Session) -> N
         response = client.post("/v1/suppressions", json=body, headers=headers)
         assert response.status_code == 400, body
     assert client.get("/v1/suppressions", headers=headers).json()["total"] == 0
+    # Text without an @ or a digit is not called a bad phone number.
+    named = client.post("/v1/suppressions", json={"address": "not-an-email"}, headers=headers)
+    message = named.json()["error"]["message"]
+    assert "neither an email address" in message and "invalid phone" not in message
 
 
 def test_list_search_and_delete(client: ApiClient, db: Session) -> None:

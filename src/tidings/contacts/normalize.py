@@ -79,8 +79,16 @@ def normalize_phone(raw: str) -> str:
 
 
 def normalize_address(raw: str) -> str:
-    """An email if it has an ``@``, else a phone (the suppression list holds both)."""
-    return normalize_email(raw) if "@" in raw else normalize_phone(raw)
+    """An email if it has an ``@``, else a phone (the suppression list holds both). Text with
+    neither an ``@`` nor a digit is named as what it is not, rather than as a bad phone."""
+    if "@" in raw:
+        return normalize_email(raw)
+    if not any(character.isdigit() for character in raw):
+        raise InvalidAddress(
+            f"{raw.strip()!r} is neither an email address (name@example.com) nor a phone number "
+            "in international format (+14155550100)"
+        )
+    return normalize_phone(raw)
 
 
 def suppression_key(address: str) -> str:

@@ -50,7 +50,7 @@ def check_template_shape(
             raise TemplateShapeInvalid(
                 "an email template needs a subject", details={"field": "subject"}
             )
-        if not html and not text:
+        if not (html and html.strip()) and not (text and text.strip()):
             raise TemplateShapeInvalid(
                 "an email template needs html, text or both", details={"field": "html"}
             )
