@@ -170,6 +170,15 @@ def test_users_create_errors(tidings: Tidings, db: Session) -> None:
     assert len(db.scalars(select(User)).all()) == 1
 
 
+def test_a_bad_configuration_is_one_line_not_a_traceback(tidings: Tidings) -> None:
+    run = tidings("orgs", "create", "Acme", env={"TIDINGS_ENVIRONMENT": "production"})
+    assert run.code == 1 and run.stdout == ""
+    assert "TIDINGS_SECRET_KEY" in run.stderr and "Traceback" not in run.stderr
+    typo = tidings("db", "upgrade", env={"TIDINGS_WORKER_BATCH_SIZE": "many"})
+    assert typo.code == 1 and "TIDINGS_WORKER_BATCH_SIZE" in typo.stderr
+    assert "Traceback" not in typo.stderr
+
+
 def test_db_upgrade_is_idempotent(tidings: Tidings) -> None:
     run = tidings("db", "upgrade")
     assert run.code == 0, run.stderr

@@ -40,6 +40,22 @@ human = Console(stderr=True)
 UNDEFINED_TABLE = "42P01"  # PostgreSQL's SQLSTATE for a missing table
 
 
+@app.callback()
+def _configuration() -> None:
+    """Tidings: audiences and templated sends."""
+    # Every command reads the settings; a bad one is a line naming the variable, not a traceback.
+    from pydantic import ValidationError
+
+    try:
+        get_settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            variables = ", ".join(f"TIDINGS_{str(part).upper()}" for part in error["loc"])
+            where = f"{variables}: " if variables else ""
+            human.print(f"[red]error:[/red] {where}{error['msg'].removeprefix('Value error, ')}")
+        raise typer.Exit(code=1) from None
+
+
 def _result(value: str) -> None:
     """The machine-readable answer: alone, on the last line of stdout."""
     sys.stdout.write(value + "\n")
