@@ -113,3 +113,10 @@ def test_the_document_declares_the_415(client: ApiClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert "415" in paths["/v1/audiences"]["post"]["responses"]
     assert "415" in paths["/v1/contacts/{contact_id}"]["patch"]["responses"]
+
+
+def test_a_request_without_a_key_is_a_401_first(client: ApiClient) -> None:
+    response = client.post(
+        "/v1/audiences", content=b"name=x", headers={"Content-Type": "text/plain"}
+    )
+    assert response.status_code == 401
