@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("tidings.errors")
@@ -154,7 +155,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return response
 
     @app.exception_handler(OperationalError)
-    async def _database_down(_: Request, exc: OperationalError) -> JSONResponse:
+    @app.exception_handler(PoolTimeout)  # every connection busy for pool_timeout seconds
+    async def _database_down(_: Request, exc: OperationalError | PoolTimeout) -> JSONResponse:
         # The driver's class names the cause (DeadlockDetected, ConnectionTimeout, ...) and
         # carries no data, unlike the message, which may quote parameters.
         cause = getattr(exc, "orig", None) or exc

@@ -143,3 +143,51 @@ def test_an_abandoned_claim_is_reclaimed(client: ApiClient, db: Session) -> None
         "/v1/audiences", headers={**auth(secret), "Idempotency-Key": "stale"}, json=body
     )
     assert stale.status_code == 201, stale.text
+
+
+def test_deleting_contacts_while_they_are_added_keeps_the_counts_true(
+    live_server: str, db: Session, backend: str
+) -> None:
+    """Each contact is added to an audience (by id, or by a one-row import) at the same instant
+    as it is deleted. The add either finishes first (the delete then removes and counts its
+    membership) or finds the contact gone (404; an import makes a new contact instead): never a
+    500, and every audience's count stays its true member count."""
+    org = make_org(db)
+    headers = auth(make_key(db, org))
+    audiences = [make_audience(db, org, f"A{i}").id for i in range(3)]
+    # SQLite has one writer, so no race to lose; a few pairs check it answers cleanly.
+    pairs = 24 if backend == "postgres" else 6
+    contacts = [make_contact(db, org, email=f"d{i}@example.com").id for i in range(pairs)]
+
+    def act(i: int) -> tuple[str, int]:
+        contact_id, audience_id = contacts[i // 2], audiences[(i // 2) % 3]
+        with httpx.Client(base_url=live_server, timeout=60) as http:
+            if i % 2:
+                return "delete", http.delete(
+                    f"/v1/contacts/{contact_id}", headers=headers
+                ).status_code
+            url = f"/v1/audiences/{audience_id}"
+            if (i // 2) % 4 == 3:
+                csv = f"email\nd{i // 2}@example.com\n"
+                response = http.post(
+                    f"{url}/import", headers={**headers, "Content-Type": "text/csv"}, content=csv
+                )
+                return "import", response.status_code
+            response = http.post(
+                f"{url}/contacts", headers=headers, json={"contactIds": [contact_id]}
+            )
+            return "add", response.status_code
+
+    outcomes = _together(2 * len(contacts), act)
+    busy = () if backend == "postgres" else (503,)
+    allowed = {"delete": (200, *busy), "add": (200, 404, *busy), "import": (200, 409, *busy)}
+    assert all(status in allowed[kind] for kind, status in outcomes), outcomes
+    db.expire_all()
+    for audience_id in audiences:
+        true_count = db.scalar(
+            select(func.count())
+            .select_from(AudienceMember)
+            .where(AudienceMember.audience_id == audience_id)
+        )
+        stored = db.scalar(select(Audience.contact_count).where(Audience.id == audience_id))
+        assert stored == true_count, (audience_id, stored, true_count)

@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from tests.campaigns.factories import add_bulk_members, make_template
 from tests.factories import ApiClient, auth, make_audience, make_key, make_org
 from tests.faults.proxy import CuttableProxy
+from tidings import deps
 from tidings.config import get_settings
 from tidings.db import reset_engine
 from tidings.models import Campaign, Message
@@ -151,3 +153,17 @@ def test_a_send_cut_mid_way_is_all_or_nothing(
         assert messages == total, f"campaign {campaign.id} has {messages} of {total} messages"
     assert len(campaigns) == sum(1 for s in outcomes if s != 503), outcomes
     print("OUTCOMES", outcomes)
+
+
+def test_an_exhausted_connection_pool_is_503(
+    client: ApiClient, db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every connection busy for the pool's whole timeout (SQLite writers queueing behind one
+    another can do it): a 503 to retry, like a database that is down, not a 500."""
+    headers = auth(make_key(db, make_org(db)))
+
+    def exhausted(*_args: object) -> None:
+        raise PoolTimeout("QueuePool limit of size 5 overflow 10 reached")
+
+    monkeypatch.setattr(deps, "authenticate_api_key", exhausted)
+    _assert_503(client.get("/v1/audiences", headers=headers))

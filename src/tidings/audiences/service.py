@@ -322,7 +322,18 @@ def add_contacts(
             f"{len(missing)} contact id(s) not found in your organization; nothing was added.",
             details={"contactIds": missing},
         )
-    added = add_members(session, audience, ids)
+    try:
+        with session.begin_nested():
+            added = add_members(session, audience, ids)
+    except IntegrityError:
+        # A contact deleted while this call ran (its foreign-key check waited for the delete).
+        gone = [i for i in ids if i not in contacts_in_org(session, actor.org_id, ids)]
+        if not gone:
+            raise
+        raise ContactsNotFound(
+            f"{len(gone)} contact id(s) were deleted meanwhile; nothing was added.",
+            details={"contactIds": gone},
+        ) from None
     record_event(
         session,
         actor,

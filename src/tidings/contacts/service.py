@@ -231,19 +231,30 @@ def update_contact(
 def delete_contact(session: Session, actor: Principal, contact_id: str) -> None:
     """Removes the contact, its memberships, and one from each of its audiences' counts.
 
-    The memberships are deleted first with RETURNING, and only the audiences whose row this
-    statement actually deleted are decremented (one set-based UPDATE): a concurrent removal of the
-    same membership deletes nothing here, so no count is decremented twice.
+    The memberships are deleted with RETURNING, and only the audiences whose row this statement
+    actually deleted are decremented (one set-based UPDATE): a concurrent removal of the same
+    membership deletes nothing here, so no count is decremented twice.
+
+    The contact row is locked before its memberships are read (PostgreSQL). A request adding it
+    to an audience meanwhile either finished first, and its membership is deleted and counted
+    here, or waits and then fails its foreign-key check (``audiences.service.add_contacts``: a
+    404). Without the lock, such a membership was removed by the row's cascade and its
+    audience's count stayed one too high.
     """
     contact = get_contact(session, actor.org_id, contact_id)
     # The contact's audiences are locked first, in id order: the lock order of every other
-    # membership change (audience row, then memberships), so a deletion cannot deadlock with them.
+    # membership change (audience row, then contacts), so a deletion cannot deadlock with them.
     session.execute(
         select(Audience.id)
         .join(AudienceMember, AudienceMember.audience_id == Audience.id)
         .where(AudienceMember.contact_id == contact.id, org_filter(Audience, actor.org_id))
         .order_by(Audience.id)
         .with_for_update(of=Audience)
+    ).all()
+    session.execute(
+        select(Contact.id)
+        .where(Contact.id == contact.id, org_filter(Contact, actor.org_id))
+        .with_for_update()
     ).all()
     audience_ids = list(
         session.scalars(
