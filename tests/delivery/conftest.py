@@ -23,9 +23,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy.orm import Session
 
+from tests.factories import make_audience, make_campaign, make_contact, make_org
 from tidings.config import get_settings
 from tidings.delivery.service import build_worker
 from tidings.delivery.worker import Tally
+from tidings.models import Campaign
 
 
 def free_port() -> int:
@@ -158,6 +160,17 @@ def twilio(monkeypatch: pytest.MonkeyPatch, settings_env: None) -> Iterator[Fake
     finally:
         server.shutdown()
         server.server_close()
+
+
+def senderless_sms_campaign(db: Session) -> Campaign:
+    """An SMS campaign to one contact that names no sender (and the settings name none)."""
+    org = make_org(db)
+    person = make_contact(db, org, phone="+14155550100")
+    audience = make_audience(db, org, members=[person])
+    campaign, _ = make_campaign(
+        db, org, audience, [person], channel="sms", html=None, text="Hi", from_address=None
+    )
+    return campaign
 
 
 def drain(**overrides: Any) -> Tally:

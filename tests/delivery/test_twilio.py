@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.delivery.conftest import FakeTwilio, drain, fresh
+from tests.delivery.conftest import FakeTwilio, drain, fresh, senderless_sms_campaign
 from tests.factories import make_audience, make_campaign, make_contact, make_org
 from tidings.models import Campaign, Message, Organization
 
@@ -73,12 +73,7 @@ def test_client_error_fails_and_server_error_retries(db: Session, twilio: FakeTw
 def test_the_api_is_never_sent_an_sms_without_a_sender(db: Session, twilio: FakeTwilio) -> None:
     """A send refuses this while the API is configured; a campaign scheduled before the server
     switched from an outbox to the API still fails cleanly, naming the fix."""
-    org = make_org(db)
-    person = make_contact(db, org, phone="+14155550100")
-    audience = make_audience(db, org, members=[person])
-    campaign, _ = make_campaign(
-        db, org, audience, [person], channel="sms", html=None, text="Hi", from_address=None
-    )
+    campaign = senderless_sms_campaign(db)
 
     drain()
 

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from tests.delivery.conftest import SmtpSink, configure, drain, fresh
+from tests.delivery.conftest import SmtpSink, configure, drain, fresh, senderless_sms_campaign
 from tests.factories import make_audience, make_campaign, make_contact, make_org
 from tidings.config import get_settings
 from tidings.db import get_engine
@@ -240,12 +240,7 @@ def test_sms_file_transport_writes_json(db: Session) -> None:
 
 def test_sms_without_any_sender_is_written_to_the_outbox_without_one(db: Session) -> None:
     """The file transport is the default; it has no use for a sender and records none."""
-    org = make_org(db)
-    person = make_contact(db, org, phone="+14155550100")
-    audience = make_audience(db, org, members=[person])
-    campaign, _ = make_campaign(
-        db, org, audience, [person], channel="sms", html=None, text="Hi", from_address=None
-    )
+    campaign = senderless_sms_campaign(db)
 
     drain()
 
