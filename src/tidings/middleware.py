@@ -182,8 +182,9 @@ def request_fingerprint(scope: Scope, content_type: bytes, body: bytes) -> str:
     path = scope["path"]
     if path.startswith("/api/v1/"):
         path = path.removeprefix("/api")
-    media_type = media_type_of(content_type.decode("latin-1"))
-    if not media_type or is_json(media_type):  # no Content-Type: read as JSON on /v1
+    # No Content-Type is read as JSON on /v1, so it is the same request as application/json.
+    media_type = media_type_of(content_type.decode("latin-1")) or "application/json"
+    if is_json(media_type):
         body = _canonical_json(body)
     digest = hashlib.sha256()
     for part in (scope["method"], path, scope.get("query_string", b"").decode(), media_type):

@@ -325,8 +325,12 @@ def test_a_retry_is_the_same_request_however_it_is_spelt(
             "application/json; charset=utf-8",
             b'{"name":"News","description":"Weekly"}',
         ),
+        ("/v1/audiences", None, b'{"name":"News","description":"Weekly"}'),
     ]:
-        again = client.post(path, headers={**retry, "Content-Type": content_type}, content=body)
+        sent = {k: v for k, v in retry.items() if k != "Content-Type"}
+        if content_type is not None:
+            sent["Content-Type"] = content_type
+        again = client.post(path, headers=sent, content=body)
         assert again.status_code == 201, (path, content_type, again.text)
         assert again.json() == first.json()
         assert again.headers.get("idempotent-replayed") == "true"
