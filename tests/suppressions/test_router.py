@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -85,6 +86,18 @@ def test_list_search_and_delete(client: ApiClient, db: Session) -> None:
     assert client.delete("/v1/suppressions", headers=headers).status_code == 400
     gone = client.delete(f"/v1/suppressions/{ids['ann@example.com']}", headers=headers)
     assert gone.status_code == 404
+
+
+@pytest.mark.parametrize("query", ["+14155550199", "+1+415+555+0199", "%2B14155550199"])
+def test_a_phone_in_the_query_string_may_leave_its_plus_unencoded(
+    client: ApiClient, db: Session, query: str
+) -> None:
+    """A query string reads an unencoded "+" as a space: a phone number's leading one is meant."""
+    headers = _headers(db)
+    client.post("/v1/suppressions", json={"address": "+1 415 555 0199"}, headers=headers)
+    removed = client.delete(f"/v1/suppressions?address={query}", headers=headers)
+    assert removed.status_code == 200, removed.text
+    assert client.get("/v1/suppressions", headers=headers).json()["total"] == 0
 
 
 def test_other_organizations_list_is_invisible(client: ApiClient, db: Session) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 
 from tidings.auth import Principal
+from tidings.contacts.schemas import Text
 from tidings.deps import DbSession, require_scope
 from tidings.errors import error_responses
 from tidings.models import Suppression
@@ -80,9 +81,14 @@ def add_suppression(
 def remove_suppression_by_address(
     session: DbSession,
     principal: Writer,
-    address: Annotated[str | None, Query(min_length=1, description="The address to remove")] = None,
+    address: Annotated[
+        Text | None, Query(min_length=1, description="The address to remove")
+    ] = None,
     body: SuppressionAddress | None = None,
 ) -> Deleted:
+    if address is not None and address[:1] == " " and address.replace(" ", "").isdigit():
+        # ``?address=+14155550199`` unencoded: the query string turns the "+" into a space.
+        address = "+" + address.strip()
     given = address if address is not None else (body.address if body else None)
     service.remove_suppression(session, principal, suppression_id=None, address=given)
     return Deleted()
