@@ -42,7 +42,7 @@ def test_one_click_post_suppresses_idempotently(client: ApiClient, db: Session) 
         (org.id, "ann@example.com", "unsubscribe")
     ]
     events = db.scalars(select(AuditEvent).where(AuditEvent.org_id == org.id)).all()
-    assert [e.action for e in events] == ["suppression.unsubscribed"]
+    assert [(e.action, e.target_id) for e in events] == [("suppression.unsubscribed", rows[0].id)]
 
 
 def test_invalid_or_altered_token_is_a_404_page(client: ApiClient, db: Session) -> None:

@@ -69,12 +69,13 @@ def unsubscribe(session: Session, target: UnsubscribeTarget) -> bool:
     if exists is None:
         return False
     added = add_suppressions(session, [(target.org_id, target.address)], "unsubscribe", utcnow())
-    if added:
+    for suppression_id in added:
         record_event(
             session,
             Principal(org_id=target.org_id, actor_type="recipient", actor_id=None),
             "suppression.unsubscribed",
             target_type="suppression",
+            target_id=suppression_id,
             data={"address": target.address, "reason": "unsubscribe"},
         )
     return True

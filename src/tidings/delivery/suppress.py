@@ -23,9 +23,10 @@ def add_suppressions(
     entries: Sequence[tuple[str, str]],
     reason: str,
     now: datetime,
-) -> int:
+) -> list[str]:
     """Put (org_id, address) pairs on the suppression list; an address already there keeps its
-    first reason (``ON CONFLICT DO NOTHING``), so repeating this is harmless. Returns rows added."""
+    first reason (``ON CONFLICT DO NOTHING``), so repeating this is harmless. Returns the ids of
+    the rows added."""
     rows = [
         {
             "id": new_id("sup"),
@@ -37,7 +38,7 @@ def add_suppressions(
         for org, address in sorted(set(entries))
     ]
     if not rows:
-        return 0
+        return []
     dialect = (
         connection.get_bind().dialect if isinstance(connection, Session) else connection.dialect
     )
@@ -48,4 +49,8 @@ def add_suppressions(
         .on_conflict_do_nothing(index_elements=["org_id", "address"])
         .returning(suppressions.c.id)
     )
-    return sum(len(connection.execute(statement.values(row)).all()) for row in rows)
+    return [
+        suppression_id
+        for row in rows
+        for (suppression_id,) in connection.execute(statement.values(row)).all()
+    ]
