@@ -63,6 +63,22 @@ def test_import_file_upload(client: ApiClient, db: Session) -> None:
     assert response.status_code == 200 and "1 created" in response.text
 
 
+def test_a_file_and_pasted_text_at_once_are_refused(client: ApiClient, db: Session) -> None:
+    """A file left selected from an earlier import must not silently win over new paste."""
+    client, headers, org = _owner_client(client, db)
+    audience = make_audience(db, org, "Mumbai")
+    files = {"file": ("old.csv", b"email\nold@example.com\n", "text/csv")}
+    response = client.post(
+        f"/overview/audiences/{audience.id}/import",
+        files=files,
+        data={"csv": "email\nzed@example.com\n"},
+        headers=headers,
+    )
+    assert response.status_code == 200 and 'role="alert"' in response.text
+    assert "not both" in response.text
+    assert db.scalar(select(func.count()).select_from(Contact)) == 0
+
+
 def test_import_error_is_shown_and_nothing_is_written(client: ApiClient, db: Session) -> None:
     client, headers, org = _owner_client(client, db)
     audience = make_audience(db, org, "Mumbai")
@@ -121,6 +137,25 @@ def test_send_errors_are_shown_in_the_drawer(client: ApiClient, db: Session) -> 
     }
     response = client.post(f"/overview/audiences/{audience.id}/send", data=past, headers=headers)
     assert response.status_code == 200 and 'role="alert"' in response.text
+    assert db.scalar(select(func.count()).select_from(Campaign)) == 0
+
+
+def test_a_local_time_without_a_date_is_refused_not_sent_now(
+    client: ApiClient, db: Session
+) -> None:
+    client, headers, org = _owner_client(client, db)
+    audience = make_audience(db, org, "Mumbai", members=[make_contact(db, org, email="a@x.com")])
+    template = _template(db, org)
+    form = {
+        "channel": "email",
+        "template": template.id,
+        "from": "hello@acme.example.com",
+        "scheduled_time": "23:59",
+        "scheduled_at_tz": "UTC",
+    }
+    response = client.post(f"/overview/audiences/{audience.id}/send", data=form, headers=headers)
+    assert response.status_code == 200 and 'role="alert"' in response.text
+    assert "Choose a date" in response.text
     assert db.scalar(select(func.count()).select_from(Campaign)) == 0
 
 

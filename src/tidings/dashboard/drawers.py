@@ -24,7 +24,7 @@ from tidings.dashboard.routes import (
     templates,
 )
 from tidings.deps import DbSession
-from tidings.errors import ApiError
+from tidings.errors import ApiError, ValidationFailed
 from tidings.imports.service import import_csv
 
 router = APIRouter(include_in_schema=False)
@@ -85,7 +85,14 @@ def open_drawer(
 
 
 def _csv_bytes(file: UploadFile | None, csv: str) -> bytes:
-    if file is not None and file.filename:
+    """The chosen file or the pasted text. Both at once is refused: the file, perhaps left
+    selected from an earlier import, would silently win over what was just pasted."""
+    chosen = file is not None and bool(file.filename)
+    if chosen and csv.strip():
+        raise ValidationFailed(
+            "Choose a file or paste CSV text, not both; clear the one you do not mean."
+        )
+    if file is not None and chosen:
         return file.file.read()
     return csv.encode("utf-8")
 
@@ -113,8 +120,9 @@ def import_from_drawer(
     csv: Annotated[str, Form()] = "",
 ) -> Response:
     actor = owner_principal(viewer)
-    data = _csv_bytes(file, csv)
-    result, error = attempt(session, lambda: import_csv(session, actor, audience_id, data))
+    result, error = attempt(
+        session, lambda: import_csv(session, actor, audience_id, _csv_bytes(file, csv))
+    )
     return _fragment(
         request, "_import_result.html", result=result, audience_id=audience_id, error=error
     )

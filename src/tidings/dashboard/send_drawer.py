@@ -146,6 +146,10 @@ def send_from_drawer(
     form: Annotated[SendForm, Depends(_form)],
 ) -> Response:
     actor = owner_principal(viewer)
+    if form.scheduled_time and not form.scheduled_date:
+        # Without a date the time would be dropped and the send would go out now.
+        missing_date = "Choose a date for the local time, or clear the time to send now."
+        return templates.TemplateResponse(request, "_send_result.html", {"error": missing_date})
     try:
         send_request = form.to_request()
     except ValidationError as exc:
