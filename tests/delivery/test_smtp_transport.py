@@ -47,6 +47,9 @@ def test_url_options() -> None:
     assert parse_smtp_url("smtp://mail.example").port == 25
     with pytest.raises(TransportConfigError):
         parse_smtp_url("smtp://mail.example?starttls=maybe")
+    for port in ("notaport", "99999"):
+        with pytest.raises(TransportConfigError, match="not a number from 1 to 65535"):
+            parse_smtp_url(f"smtp://u:p@mail.example:{port}")
     with pytest.raises(TransportConfigError):
         check_transport_url("mailgun://key@x", "email")
     with pytest.raises(TransportConfigError):

@@ -62,7 +62,9 @@ def test_client_error_fails_and_server_error_retries(db: Session, twilio: FakeTw
     [row] = _rows(db, campaign).values()
     assert row.status == "failed" and "not valid" in (row.error or "")
 
-    for status, phone in ((429, "+14155550102"), (503, "+14155550103")):
+    # 401/403 are the account's credentials: a setup problem, retried like SMTP's 535.
+    phones = ("+14155550102", "+14155550103", "+14155550104", "+14155550105")
+    for status, phone in zip((429, 503, 401, 403), phones, strict=True):
         other = _sms_campaign(db, org, phone)
         twilio.replies.append((status, {"message": "try later"}))
         drain()

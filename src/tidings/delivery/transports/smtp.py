@@ -51,9 +51,15 @@ def parse_smtp_url(url: str) -> SmtpConfig:
     if starttls not in ("auto", "true", "false"):
         raise TransportConfigError(f"starttls must be auto, true or false, got {starttls!r}")
     implicit_tls = parts.scheme == "smtps"
+    try:
+        port = parts.port or (465 if implicit_tls else 25)
+    except ValueError:  # not a number, or out of 0-65535
+        raise TransportConfigError(
+            "the port in the SMTP URL is not a number from 1 to 65535"
+        ) from None
     return SmtpConfig(
         host=parts.hostname,
-        port=parts.port or (465 if implicit_tls else 25),
+        port=port,
         implicit_tls=implicit_tls,
         starttls=starttls,
         username=unquote(parts.username) if parts.username else None,

@@ -80,6 +80,8 @@ def _outcome(response: httpx.Response) -> Outcome:
         return Delivered(provider_id=sid)
     detail = body.get("message") or response.text[:200] or response.reason_phrase
     reason = short(f"SMS API {status}: {detail}")
-    if status == 429 or status >= 500:
+    if status in (401, 403) or status == 429 or status >= 500:
+        # 401/403: the account's credentials or permissions, a setup problem to fix, not a
+        # property of the message; retried with backoff like SMTP's 535, not failed at once.
         return Deferred(reason)
     return Rejected(reason)
