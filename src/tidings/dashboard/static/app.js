@@ -32,6 +32,18 @@
       if (adder) adder.disabled = false;
     }
   });
+  // htmx swaps nothing for a 4xx/5xx answer (a paste over the form's 1 MB field limit, an
+  // upload over the import limit, an expired CSRF token): say so instead of doing nothing.
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail.xhr;
+    var message = "The request failed (HTTP " + xhr.status + ").";
+    try {
+      var body = JSON.parse(xhr.responseText);
+      var said = (body.error && body.error.message) || body.message || body.detail;
+      if (typeof said === "string" && said) message = said;
+    } catch (ignored) { /* not JSON: keep the status line */ }
+    window.alert(message);
+  });
   document.addEventListener("DOMContentLoaded", function () { defaultTimeZone(document); });
   document.addEventListener("htmx:afterSwap", function (event) { defaultTimeZone(event.target); });
 })();
