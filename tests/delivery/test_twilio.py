@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -82,3 +85,17 @@ def test_the_api_is_never_sent_an_sms_without_a_sender(db: Session, twilio: Fake
     [message] = _rows(db, campaign).values()
     assert message.status == "failed" and "TIDINGS_SMS_FROM" in (message.error or "")
     assert twilio.requests == []
+
+
+def test_the_worker_log_says_why_messages_failed(
+    db: Session, twilio: FakeTwilio, caplog: pytest.LogCaptureFixture
+) -> None:
+    org = make_org(db)
+    _sms_campaign(db, org, "+14155550100")
+    twilio.replies.append((401, {"message": "Authenticate"}))
+
+    with caplog.at_level(logging.WARNING, logger="tidings.worker"):
+        drain()
+
+    problems = [r.getMessage() for r in caplog.records if "batch problems" in r.getMessage()]
+    assert problems and "SMS API 401: Authenticate (x1)" in problems[0], caplog.text

@@ -181,6 +181,7 @@ class Worker:
             tally.counts["fenced"] = len(results) - accepted
         tally.seconds = time.perf_counter() - started
         log.info(tally.line())
+        _log_problems(results)
         return tally
 
     def drain(self) -> Tally:
@@ -341,6 +342,17 @@ class Worker:
         """``base * 2^(attempt-1)``: base, 2*base, 4*base, … capped at an hour."""
         delay = self.options.retry_base_seconds * 2.0 ** max(attempt - 1, 0)
         return min(delay, MAX_BACKOFF_SECONDS)
+
+
+def _log_problems(results: list[Result]) -> None:
+    """Why a batch's messages failed or will be retried, most frequent first: whoever runs the
+    worker sees a refused connection or a wrong password without querying ``messages.error``."""
+    reasons = Counter(r.error for r in results if r.error and _kind(r) in ("failed", "retried"))
+    if reasons:
+        log.warning(
+            "batch problems: %s",
+            "; ".join(f"{reason} (x{count})" for reason, count in reasons.most_common(3)),
+        )
 
 
 def _kind(result: Result) -> str:
