@@ -5,9 +5,10 @@ the CLI command) commits or rolls back. ``bulk_insert`` is the single way hot pa
 COPY on PostgreSQL, one ``executemany`` on SQLite, inside the caller's transaction.
 
 Hot paths pass a list of values as ONE bound parameter (``one_of``: a PostgreSQL array through
-``ANY``; ``value_list``: a JSON array the database splits), never as one placeholder per value: 10,000 addresses would pass SQLite's variable limit and make PostgreSQL
-parse a huge statement, and even 200 ids (a delivery batch) cost more to render, bind and plan as
-``IN (...)`` than the query costs to run.
+``ANY``; ``value_list``: a JSON array the database splits), never as one placeholder per value:
+10,000 addresses would pass SQLite's variable limit and make PostgreSQL parse a huge statement,
+and even 200 ids (a delivery batch) cost more to render, bind and plan as ``IN (...)`` than the
+query costs to run.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ so listing audiences never counts members.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -235,18 +235,20 @@ def _available_template(how: SearchMatch) -> Select[Any]:
 
 def members_stmt(audience: Audience, search: str | None) -> Prepared:
     """The audience's members, newest first, narrowed to ``search``."""
-    how, values = search_values(search)
-    return Prepared(
-        _members_template(how), {"org_id": audience.org_id, "audience_id": audience.id, **values}
-    )
+    return _for_audience(_members_template, audience, search)
 
 
 def available_stmt(audience: Audience, search: str | None) -> Prepared:
     """The organization's contacts that are not in the audience, newest first."""
+    return _for_audience(_available_template, audience, search)
+
+
+def _for_audience(
+    template: Callable[[SearchMatch], Select[Any]], audience: Audience, search: str | None
+) -> Prepared:
     how, values = search_values(search)
     return Prepared(
-        _available_template(how),
-        {"org_id": audience.org_id, "audience_id": audience.id, **values},
+        template(how), {"org_id": audience.org_id, "audience_id": audience.id, **values}
     )
 
 
