@@ -123,18 +123,22 @@ def test_send_drawer_schedules_with_two_variants(client: ApiClient, db: Session)
     assert 'hx-trigger="every 2s"' in view.text
 
 
+def _send_form(template: Template, **schedule: str) -> dict[str, str]:
+    """The send drawer's fields for an email of ``template``, in UTC, with ``schedule``."""
+    return {
+        "channel": "email",
+        "template": template.id,
+        "from": "hello@acme.example.com",
+        "scheduled_at_tz": "UTC",
+        **schedule,
+    }
+
+
 def test_send_errors_are_shown_in_the_drawer(client: ApiClient, db: Session) -> None:
     client, headers, org = _owner_client(client, db)
     audience = make_audience(db, org, "Mumbai", members=[make_contact(db, org, email="a@x.com")])
     template = _template(db, org)
-    past = {
-        "channel": "email",
-        "template": template.id,
-        "from": "hello@acme.example.com",
-        "scheduled_date": "2001-01-01",
-        "scheduled_time": "09:00",
-        "scheduled_at_tz": "UTC",
-    }
+    past = _send_form(template, scheduled_date="2001-01-01", scheduled_time="09:00")
     response = client.post(f"/overview/audiences/{audience.id}/send", data=past, headers=headers)
     assert response.status_code == 200 and 'role="alert"' in response.text
     assert db.scalar(select(func.count()).select_from(Campaign)) == 0
@@ -146,13 +150,7 @@ def test_a_local_time_without_a_date_is_refused_not_sent_now(
     client, headers, org = _owner_client(client, db)
     audience = make_audience(db, org, "Mumbai", members=[make_contact(db, org, email="a@x.com")])
     template = _template(db, org)
-    form = {
-        "channel": "email",
-        "template": template.id,
-        "from": "hello@acme.example.com",
-        "scheduled_time": "23:59",
-        "scheduled_at_tz": "UTC",
-    }
+    form = _send_form(template, scheduled_time="23:59")
     response = client.post(f"/overview/audiences/{audience.id}/send", data=form, headers=headers)
     assert response.status_code == 200 and 'role="alert"' in response.text
     assert "Choose a date" in response.text
