@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
+from select import POLLIN, poll
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -38,7 +39,8 @@ from sqlalchemy import (
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -63,9 +65,8 @@ def make_engine(url: str) -> Engine:
         return engine
     # A database host that drops packets (rather than refusing) must fail fast, so the API answers
     # 503 instead of hanging: libpq's connect timeout and TCP keepalives bound both cases.
-    return create_engine(
+    engine = create_engine(
         url,
-        pool_pre_ping=True,
         pool_size=10,
         max_overflow=20,
         connect_args={
@@ -76,6 +77,39 @@ def make_engine(url: str) -> Engine:
             "keepalives_count": 3,
         },
     )
+    event.listen(engine, "checkout", partial(_replace_if_closed_by_server, engine.dialect))
+    return engine
+
+
+def _replace_if_closed_by_server(
+    dialect: Dialect, dbapi_connection: Any, _record: Any, _proxy: Any
+) -> None:
+    """Hands out a pooled PostgreSQL connection only if the server has not closed it (a restart,
+    ``pg_terminate_backend``, an idle timeout); the pool replaces one that it has.
+
+    ``pool_pre_ping`` would ask with a ``SELECT 1``: a round trip on every checkout, one of the
+    three or four of a list request. A server that ends a connection says so first (a FATAL
+    message, then end of file), so an idle connection with nothing to read is one the server
+    still holds, and the question costs one ``poll`` instead; only a connection with something to
+    read is pinged. A host that vanished without a word looks alive here, and its first statement
+    fails instead of a ping: either way the request is a 503 to retry and the pool drops the
+    connection.
+    """
+    if dbapi_connection.closed or dbapi_connection.broken:
+        raise DisconnectionError("the connection is closed")
+    if not _has_input(dbapi_connection.fileno()):
+        return
+    try:
+        dialect.do_ping(dbapi_connection)
+    except Exception as exc:
+        raise DisconnectionError("the server closed the connection") from exc
+
+
+def _has_input(fd: int) -> bool:
+    """Whether the socket ``fd`` has bytes (or end of file) to read, without waiting."""
+    poller = poll()
+    poller.register(fd, POLLIN)
+    return bool(poller.poll(0))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

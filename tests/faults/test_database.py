@@ -20,7 +20,7 @@ from tests.factories import ApiClient, auth, make_audience, make_key, make_org
 from tests.faults.proxy import CuttableProxy
 from tidings import deps
 from tidings.config import get_settings
-from tidings.db import reset_engine
+from tidings.db import make_engine, reset_engine
 from tidings.models import Campaign, Message
 
 
@@ -89,7 +89,8 @@ def _terminate_app_backends(database_url: str) -> int:
             return len(
                 connection.execute(
                     text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        # Wait (up to 5 s) until each backend has exited and closed its socket.
+                        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
                         "WHERE datname = current_database() AND pid <> pg_backend_pid()"
                     )
                 ).all()
@@ -106,8 +107,38 @@ def test_terminated_backends_are_replaced_without_an_error(
         assert client.get("/v1/audiences", headers=headers).status_code == 200
         db.close()
         assert _terminate_app_backends(database_url) >= 1
-        # pool_pre_ping notices the dead connection and opens a new one.
+        # The pool sees that the server closed its connection and opens a new one.
         assert client.get("/v1/audiences", headers=headers).status_code == 200
+
+
+def test_a_live_pooled_connection_is_handed_out_without_a_ping(
+    postgres_only: None, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool asks the server nothing about a connection it has not closed (no round trip per
+    checkout); one the server closed is pinged, found dead and replaced before anyone uses it."""
+    engine = make_engine(database_url)
+    pings: list[int] = []
+    do_ping = engine.dialect.do_ping
+
+    def counted_ping(dbapi_connection: Any) -> bool:
+        pings.append(1)
+        return do_ping(dbapi_connection)
+
+    monkeypatch.setattr(engine.dialect, "do_ping", counted_ping)
+    try:
+        with engine.connect() as connection:
+            first = connection.scalar(text("SELECT pg_backend_pid()"))
+        for _ in range(3):
+            with engine.connect() as connection:
+                assert connection.scalar(text("SELECT pg_backend_pid()")) == first
+        assert pings == []
+        assert _terminate_app_backends(database_url) >= 1
+        with engine.connect() as connection:
+            replaced = connection.scalar(text("SELECT pg_backend_pid()"))
+        assert replaced != first
+        assert pings == [1]
+    finally:
+        engine.dispose()
 
 
 def test_a_send_cut_mid_way_is_all_or_nothing(
