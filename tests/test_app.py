@@ -28,9 +28,75 @@ def test_wrong_method_uses_the_envelope(client: ApiClient) -> None:
     assert response.json()["error"]["code"] == "method_not_allowed"
 
 
+def test_wrong_method_names_every_method_of_the_path(client: ApiClient) -> None:
+    """Each method of a path is its own route; the 405 names them all, not the first one's."""
+    for method, path, allowed in [
+        ("PUT", "/v1/audiences", "GET, POST"),
+        ("PUT", "/api/v1/audiences/aud_x", "GET, PATCH, DELETE"),
+        ("PATCH", "/v1/suppressions", "GET, POST, DELETE"),
+        ("GET", "/v1/audiences/aud_x/contacts/remove", "POST"),
+    ]:
+        response = client.request(method, path)
+        assert response.status_code == 405, path
+        assert response.headers["allow"] == allowed
+        assert allowed.split(", ")[-1] in response.json()["error"]["message"]
+
+
 def test_openapi_and_docs(client: ApiClient) -> None:
     assert client.get("/openapi.json").json()["info"]["title"] == "Tidings"
     assert client.get("/docs").status_code == 200
+
+
+def test_openapi_documents_the_errors_the_server_sends(client: ApiClient) -> None:
+    """A request that fails validation is a 400 envelope, never FastAPI's 422 ``{"detail"}``;
+    any body may be a 413; every public operation takes a bearer key."""
+    spec = client.get("/openapi.json").json()
+    envelope = {"$ref": "#/components/schemas/ErrorEnvelope"}
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            where = f"{method} {path}"
+            responses = operation["responses"]
+            for status, response in responses.items():
+                if status.startswith(("4", "5")):
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == envelope, where
+            if operation.get("parameters") or "requestBody" in operation:
+                assert "400" in responses, where
+            if "requestBody" in operation:
+                assert "413" in responses, where
+            if path.startswith("/v1/"):
+                assert operation["security"] == [{"bearerAuth": []}], where
+
+
+def test_a_validation_error_names_the_field_as_the_client_spelt_it(
+    client: ApiClient, db: Session
+) -> None:
+    """Not pydantic's name for a branch of a nullable field (``name.function-after[...]``), nor
+    the null branch's "Input should be None" beside the real reason."""
+    headers = auth(make_key(db, make_org(db)))
+    audience = client.post("/v1/audiences", json={"name": "News"}, headers=headers).json()
+    response = client.patch(f"/v1/audiences/{audience['id']}", json={"name": ""}, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"]["details"] == [
+        {"field": "name", "in": "body", "message": "String should have at least 1 character"}
+    ]
+    assert response.json()["error"]["message"].startswith("'name': ")
+
+
+def test_a_body_that_is_not_a_json_object_says_so(client: ApiClient, db: Session) -> None:
+    headers = {**auth(make_key(db, make_org(db))), "Content-Type": "application/json"}
+    for body, says in [
+        (b'{"name": "News",}', "The request body is not valid JSON (Expecting property name"),
+        (b"", "The request needs a JSON body."),
+        (b"[1]", "The request body must be a JSON object."),
+    ]:
+        response = client.post("/v1/audiences", content=body, headers=headers)
+        assert response.status_code == 400, body
+        error = response.json()["error"]
+        assert error["message"].startswith(says), error
+        assert error["details"][0]["field"] == ""
 
 
 def test_oversized_body_is_refused_before_it_is_read(client: ApiClient) -> None:

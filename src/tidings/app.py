@@ -48,6 +48,7 @@ JSON_ROUTERS = (
     audit_router,
 )
 PUBLIC_ROUTERS = (*JSON_ROUTERS, imports_router)
+BEARER = "bearerAuth"  # the security scheme of the OpenAPI document
 
 DESCRIPTION = """Audiences and templated sends, self-hosted.
 
@@ -70,28 +71,70 @@ def _public_api(include_in_schema: bool) -> APIRouter:
     return api
 
 
-def _document_scopes(app: FastAPI) -> None:
-    """Adds ``x-required-scopes`` to every public operation of the OpenAPI document, derived from
-    the route's dependency tree, so the document states exactly what a key needs to call it."""
+def _complete_document(app: FastAPI) -> None:
+    """Makes the OpenAPI document say what the server does, beyond what FastAPI derives:
+    each public operation's scopes and bearer authentication, request validation failures as the
+    400 envelope they are, and the 413 of any request body."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = generate()
-        for router in PUBLIC_ROUTERS:
-            for route in router.routes:
-                if not isinstance(route, APIRoute):
-                    continue
-                operations = schema["paths"].get(f"/v1{route.path}", {})
-                for method in route.methods or ():
-                    if method.lower() in operations:
-                        operations[method.lower()]["x-required-scopes"] = list(
-                            required_scopes(route.dependant)
-                        )
+        _document_scopes(schema)
+        _document_errors(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_scopes(schema: dict[str, Any]) -> None:
+    """``x-required-scopes`` on every public operation, derived from the route's dependency tree,
+    so the document states exactly what a key needs to call it; and the bearer scheme."""
+    for router in PUBLIC_ROUTERS:
+        for route in router.routes:
+            if not isinstance(route, APIRoute):
+                continue
+            operations = schema["paths"].get(f"/v1{route.path}", {})
+            for method in route.methods or ():
+                if method.lower() in operations:
+                    operation = operations[method.lower()]
+                    operation["x-required-scopes"] = list(required_scopes(route.dependant))
+                    operation["security"] = [{BEARER: []}]
+    schema.setdefault("components", {})["securitySchemes"] = {
+        BEARER: {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key (`tidings keys create`), shown once when it is created.",
+        }
+    }
+
+
+def _document_errors(schema: dict[str, Any]) -> None:
+    """FastAPI documents a 422 ``HTTPValidationError`` (``{"detail": [...]}``) for every operation
+    with parameters; this server answers a request that fails validation with the 400 envelope
+    (``errors.install_error_handlers``). Any body may be refused as too large (413,
+    ``middleware.BodyLimitMiddleware``)."""
+    validation_ref = "#/components/schemas/HTTPValidationError"
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            documented_422 = responses.get("422", {}).get("content", {})
+            if documented_422.get("application/json", {}).get("schema") == {"$ref": validation_ref}:
+                del responses["422"]
+                responses.setdefault("400", _envelope_response("Bad Request"))
+            if "requestBody" in operation:
+                responses.setdefault("413", _envelope_response("Content Too Large"))
+    schemas = schema.get("components", {}).get("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+
+
+def _envelope_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
+    }
 
 
 @asynccontextmanager
@@ -146,5 +189,5 @@ def create_app() -> FastAPI:
     # Outermost first: the body limit applies before idempotency buffers a body.
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit_for)
-    _document_scopes(app)
+    _complete_document(app)
     return app

@@ -8,6 +8,7 @@ routes and unexpected failures into the same envelope.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,8 +18,11 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger("tidings.errors")
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 class ApiError(Exception):
@@ -114,18 +118,63 @@ _HTTP_CODES = {
 }
 
 
+# How pydantic names a branch of a union in an error's location (``name.function-after[...]``,
+# ``name.none``): part of its schema, not of the request, so it is left out of ``field``.
+_UNION_BRANCH = re.compile(r"[a-z-]+\[.*\]|none|str|int|float|bool|list|dict")
+
+
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
-    details = []
+    """One entry per wrong field, named as the client spelt it. Where a field may be null, the
+    value fails both branches of its union; the null branch's "Input should be None" is dropped
+    when the other branch says what is wrong."""
+    details: list[dict[str, Any]] = []
     for err in exc.errors():
-        loc = [str(part) for part in err.get("loc", ())]
-        details.append(
-            {
-                "field": ".".join(loc[1:]) or ".".join(loc),
-                "in": loc[0] if loc else "",
-                "message": err.get("msg", ""),
-            }
+        where, *path = err.get("loc", ()) or ("",)
+        if err.get("type") == "json_invalid":
+            path = []  # its location is a character of the body
+        field = ".".join(
+            str(part)
+            for part in path
+            if not (isinstance(part, str) and _UNION_BRANCH.fullmatch(part))
         )
-    return details
+        detail = {"field": field, "in": str(where), "message": _readable(err, field)}
+        if detail not in details:
+            details.append(detail)
+    fields_with_a_reason = {d["field"] for d in details if d["message"] != _NOT_NULL}
+    return [
+        d for d in details if d["message"] != _NOT_NULL or d["field"] not in fields_with_a_reason
+    ]
+
+
+_NOT_NULL = "Input should be None"
+
+
+def _readable(err: Any, field: str) -> str:
+    """pydantic's message, or what it means where it names the body as a whole."""
+    kind = err.get("type")
+    if kind == "json_invalid":
+        reason = (err.get("ctx") or {}).get("error", "")
+        position = err.get("loc", ())[-1]
+        return f"The request body is not valid JSON ({reason} at character {position})."
+    if not field and err.get("loc", ())[:1] == ("body",):
+        if kind == "missing":
+            return "The request needs a JSON body."
+        if kind in ("model_attributes_type", "dict_type"):
+            return "The request body must be a JSON object."
+    return str(err.get("msg", ""))
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path. Each method of a path is its own
+    route, so the 405 of the first route that matched the path would name only that one's."""
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -144,13 +193,19 @@ def install_error_handlers(app: FastAPI) -> None:
         return envelope(400, "validation_error", f"{where}{first['message']}", details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code
         if exc.status_code == 404 and message == "Not Found":
             message = "No such route. See /docs for the API."
+        headers = dict(exc.headers or {})
+        allowed = allowed_methods(request) if "Allow" in headers else []
+        if allowed:  # a route's 405 (a mount, such as the static files, names no methods)
+            headers["Allow"] = ", ".join(allowed)
+            choices = " or ".join(filter(None, (", ".join(allowed[:-1]), allowed[-1])))
+            message = f"{request.method} is not allowed here; use {choices}."
         response = envelope(exc.status_code, code, message)
-        for name, value in (exc.headers or {}).items():
+        for name, value in headers.items():
             response.headers[name] = value
         return response
 
