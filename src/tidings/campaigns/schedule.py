@@ -56,7 +56,11 @@ def parse_local(text: str) -> datetime:
         # Years at the edge of ``datetime`` overflow when shifted to UTC or by the ramp.
         if MIN_YEAR <= parsed.year <= MAX_YEAR:
             return parsed
-        break
+        raise InvalidScheduledLocal(
+            f"scheduled_local {text!r} is out of range; choose a year from {MIN_YEAR} to "
+            f"{MAX_YEAR}",
+            details={"field": "scheduled_local"},
+        )
     raise InvalidScheduledLocal(
         f"scheduled_local {text!r} is not a valid 'YYYY-MM-DD HH:MM' (or 'YYYY-MM-DD HH:MM:SS')",
         details={"field": "scheduled_local"},

@@ -63,6 +63,15 @@ class SendRequest(BaseModel):
         examples=["America/New_York"],
     )
 
+    @field_validator("ramp_minutes", mode="before")
+    @classmethod
+    def _a_json_number(cls, value: Any) -> Any:
+        """A number (``60``, or ``60.0``, which JSON Schema counts as an integer), not ``true``
+        or ``"60"``, which pydantic's lax mode would read as 1 and 60 minutes."""
+        if isinstance(value, bool | str):
+            raise PydanticCustomError("int_type", "Input should be an integer number of minutes")
+        return value
+
     @field_validator("subject_variants")
     @classmethod
     def _no_blank_variant(cls, value: list[str] | None) -> list[str] | None:

@@ -92,12 +92,21 @@ class SendForm:
                 "from": self.sender or None,
                 "template": self.template,
                 "variables": self.variables,
-                "ramp_minutes": self.ramp_minutes,
+                "ramp_minutes": _number_or_text(self.ramp_minutes),
                 "subject_variants": self.subject_variants or None,
                 "scheduled_local": scheduled_local,
                 "scheduled_at_tz": self.zone or None,
             }
         )
+
+
+def _number_or_text(text: str) -> int | str:
+    """A form's number arrives as text, and ``SendRequest`` reads only a JSON number as one; text
+    that is no whole number stays text, which it refuses with a message."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 def _form(
