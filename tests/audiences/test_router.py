@@ -139,6 +139,8 @@ def test_get_and_patch_any_subset(client: ApiClient, headers: dict[str, str], db
     assert reslugged["slug"] == "fresh"
     unchanged = client.patch(url, headers=headers, json={}).json()
     assert unchanged == reslugged  # an empty PATCH changes nothing, not even updatedAt
+    same = {"name": "New", "slug": "fresh", "description": None}
+    assert client.patch(url, headers=headers, json=same).json() == reslugged  # nor the same values
 
     forced = client.patch(
         url, headers=headers, json={"contactCount": 99, "organizationId": "org_x", "id": "aud_x"}

@@ -197,6 +197,8 @@ def test_get_patch_and_delete(client: ApiClient, headers: dict[str, str], db: Se
     assert body["phone"] == "+442079460958" and body["email"] == "a@example.com"
     assert body["name"] == "A" and body["metadata"] == {"plan": "pro"}
     assert body["updatedAt"] >= created["updatedAt"]
+    for same in ({}, {"phone": "+44 20 7946 0958", "name": "A", "metadata": {"plan": "pro"}}):
+        assert client.patch(url, headers=headers, json=same).json() == body  # updatedAt stays
 
     # Clearing the email is fine while a phone remains; clearing both is not.
     assert client.patch(url, headers=headers, json={"email": None}).json()["email"] is None

@@ -140,23 +140,24 @@ def update_audience(
     """``changes`` holds only the fields the client sent. The slug never follows a renamed
     audience by itself: links and scripts that use it keep working until it is edited."""
     audience = get_audience(session, actor.org_id, audience_id)
-    if not changes:
-        return audience  # nothing to change: no new updatedAt, no audit noise
     for field in ("name", "slug"):
         if field in changes and changes[field] is None:
             raise ValidationFailed(
                 f"'{field}' cannot be null", details=[{"field": field, "message": "not null"}]
             )
     if "slug" in changes:
-        slug = _validate_slug(changes["slug"])
-        if slug_in_use(session, Audience, actor.org_id, slug, exclude_id=audience.id):
-            raise _slug_taken(slug)
-        audience.slug = slug
-    if "name" in changes:
-        audience.name = changes["name"]
-    if "description" in changes:
-        audience.description = changes["description"]
-    audience.updated_at = utcnow()
+        changes = {**changes, "slug": _validate_slug(changes["slug"])}
+    changed = {
+        field: value for field, value in changes.items() if getattr(audience, field) != value
+    }
+    if not changed:
+        return audience  # nothing changes: no new updatedAt, no audit noise
+    if "slug" in changed and slug_in_use(
+        session, Audience, actor.org_id, changed["slug"], exclude_id=audience.id
+    ):
+        raise _slug_taken(changed["slug"])
+    for field, value in changed.items():
+        setattr(audience, field, value)  # ``updated_at`` follows (``models._updated``)
     try:
         with session.begin_nested():
             session.flush()
@@ -168,7 +169,7 @@ def update_audience(
         "audience.updated",
         target_type="audience",
         target_id=audience.id,
-        data={"changed": sorted(changes)},
+        data={"changed": sorted(changed)},
     )
     return audience
 

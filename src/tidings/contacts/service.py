@@ -223,7 +223,7 @@ def update_contact(
         contact.name = (changes["name"] or "").strip() or None
     if "metadata" in changes:
         contact.metadata_ = changes["metadata"] or {}
-    contact.updated_at = utcnow()
+    # ``updated_at`` moves only if a value did: the flush writes (and stamps) changed rows only.
     _flush_unique(session)
     return contact
 
