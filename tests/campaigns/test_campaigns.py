@@ -185,6 +185,8 @@ def test_filters_take_every_spelling_and_refuse_two_that_disagree(
     for spelling in ("contactId", "contact", "contact_id"):
         assert total(f"{spelling}={contacts[0].id}") == 2
     assert total(f"campaign={campaign_id}&campaignId={campaign_id}") == 4
+    assert total(f"campaign={campaign_id}&campaignId=") == 4  # an empty one filters by nothing
+    assert total("campaignId=") == 8
     clash = client.get(f"/v1/messages?campaign={campaign_id}&campaign_id=cmp_x", headers=headers)
     assert clash.status_code == 400
     assert clash.json()["error"]["code"] == "validation_error"

@@ -108,8 +108,9 @@ def _with_counts(session: DbSession, org_id: str, campaign: Campaign) -> Campaig
 def _one_spelling(name: str, spellings: dict[str, str | None]) -> str | None:
     """A filter that clients spell three ways (DESIGN §3 says "filter by campaign"; our objects
     say ``campaignId``; the send's fields are snake_case): any one of them, or a 400 when two
-    disagree. An unread spelling would list everything, filtered by nothing."""
-    given = {spelling: value for spelling, value in spellings.items() if value is not None}
+    disagree. An unread spelling would list everything, filtered by nothing. An empty value
+    (``?audience=``) filters by nothing, as it does on its own."""
+    given = {spelling: value for spelling, value in spellings.items() if value}
     if len(set(given.values())) > 1:
         raise ValidationFailed(
             f"{' and '.join(given)} name different {name}s; give one of them",
