@@ -57,13 +57,37 @@ def test_header_positions_and_metadata_keys() -> None:
     ("cells", "message"),
     [
         (["email", "Email "], "twice"),
-        (["email", " "], "no name"),
         (["name", "company"], "'email' or 'phone'"),
+        (["name", ""], "'email' or 'phone'"),
     ],
 )
 def test_bad_headers(cells: list[str], message: str) -> None:
     with pytest.raises(InvalidCsv, match=message):
         read_header(cells)
+
+
+def test_an_unnamed_column_is_left_out_unless_a_row_fills_it() -> None:
+    """A spreadsheet's trailing comma (``email,name,``) names no column: nothing to store."""
+    parsed = parse_csv(b"email,name,\na@example.com,A,\nb@example.com,B\nc@example.com,C,oops\n")
+    assert [(r.email, r.name, r.metadata) for r in parsed.rows] == [
+        ("a@example.com", "A", {}),
+        ("b@example.com", "B", {}),
+    ]
+    assert [(e.row, e.field) for e in parsed.errors] == [(4, None)]
+    assert "column 3 has a value but no name" in parsed.errors[0].message
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'email,note\na@example.com,"never closed\nb@example.com,x\n',
+        b'email,note\na@example.com,"closed too early"x\n',
+    ],
+)
+def test_a_malformed_quote_refuses_the_file(data: bytes) -> None:
+    """Read leniently, an unclosed quote swallows every later row into one cell, silently."""
+    with pytest.raises(InvalidCsv, match="row 2"):
+        parse_csv(data)
 
 
 def test_row_numbers_follow_the_spreadsheet() -> None:

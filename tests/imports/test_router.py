@@ -290,12 +290,17 @@ def test_bad_headers_and_bodies_are_400_naming_the_problem(client: ApiClient, db
         "\ufeff\r\n\r\n": "empty",
         "name,company\nAlice,Acme\n": "'email' or 'phone'",
         "email,name,Email\na@example.com,A,b@example.com\n": "twice",
-        "email,,name\na@example.com,x,A\n": "no name",
     }
     for body, expected in cases.items():
         response = post_csv(client, setup, body)
         assert response.status_code == 400, body
         assert expected in response.json()["error"]["message"], body
+    # A column without a name is no reason to refuse the file; a value in it is one to refuse
+    # the row.
+    response = post_csv(client, setup, "email,,name\na@example.com,x,A\nb@example.com,,B\n")
+    assert response.status_code == 200, response.text
+    assert counts(response.json()) == (2, 1, 0, 1, 1)
+    assert "column 2 has a value but no name" in response.json()["errors"][0]["message"]
     response = post_csv(client, setup, "{}", content_type="application/json")
     assert response.status_code == 400
     response = post_csv(client, setup, "not json", content_type="application/json")

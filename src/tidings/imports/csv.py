@@ -66,6 +66,7 @@ class Header:
     phone: int | None
     name: int | None
     metadata: tuple[tuple[int, str], ...]
+    unnamed: tuple[int, ...] = ()  # columns without a name: each row must leave them empty
 
 
 def decode(data: bytes) -> str:
@@ -109,14 +110,15 @@ def _ends_a_line_with_cr_alone(text: str) -> bool:
 
 
 def read_header(cells: list[str]) -> Header:
-    """Column names are matched case-insensitively after trimming, so `` EMAIL `` is ``email``."""
+    """Column names are matched case-insensitively after trimming, so `` EMAIL `` is ``email``.
+
+    A column without a name (a spreadsheet's trailing ``,`` after the last one) holds nothing to
+    store: it is left out, and only a row that puts a value in it is refused."""
     seen: dict[str, int] = {}
     for position, raw in enumerate(cells, start=1):
         key = raw.strip().lower()
         if not key:
-            raise InvalidCsv(
-                f"column {position} of the header has no name; name it or delete the column"
-            )
+            continue
         if key in seen:
             raise InvalidCsv(
                 f"the header names {raw.strip()!r} twice (columns {seen[key]} and {position}); "
@@ -137,21 +139,30 @@ def read_header(cells: list[str]) -> Header:
         metadata=tuple(
             (index, raw.strip())
             for index, raw in enumerate(cells)
-            if raw.strip().lower() not in ("email", "phone", "name")
+            if raw.strip() and raw.strip().lower() not in ("email", "phone", "name")
         ),
+        unnamed=tuple(index for index, raw in enumerate(cells) if not raw.strip()),
     )
 
 
 def _records(text: str) -> Iterator[tuple[int, list[str]]]:
     """Records numbered as a spreadsheet numbers them: a quoted field spanning lines is one row,
-    a blank line is a row of its own (then skipped by the caller)."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    a blank line is a row of its own (then skipped by the caller).
+
+    Strict: a quoted cell that is never closed would otherwise swallow every line after it into
+    one cell, silently, and ``"ab"c`` would become ``abc``."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     number = 0
     try:
         for cells in reader:
             number += 1
             yield number, cells
     except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            raise InvalidCsv(
+                f"row {number + 1} opens a quoted cell that is never closed, so the rest of the "
+                'file would be one cell; close the quote, or double a quote inside a cell ("")'
+            ) from None
         raise InvalidCsv(f"row {number + 1} cannot be read as CSV: {exc}") from None
 
 
@@ -178,6 +189,16 @@ def validate_row(number: int, cells: list[str], header: Header) -> ContactRow | 
                 None,
                 f"row has {len(cells)} cells but the header has {header.width} columns; "
                 "quote cells that contain commas",
+            )
+        ]
+    filled = [index + 1 for index in header.unnamed if _cell(cells, index)]
+    if filled:
+        return [
+            RowError(
+                number,
+                None,
+                f"column {filled[0]} has a value but no name in the header; "
+                "name the column or leave it empty",
             )
         ]
     raw_email, raw_phone = _cell(cells, header.email), _cell(cells, header.phone)
