@@ -179,6 +179,25 @@ def test_a_bad_configuration_is_one_line_not_a_traceback(tidings: Tidings) -> No
     assert "Traceback" not in typo.stderr
 
 
+def test_a_database_that_cannot_be_used_is_one_line_not_a_traceback(tidings: Tidings) -> None:
+    down = {"TIDINGS_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:9/nodb"}
+    for command in (("db", "upgrade"), ("orgs", "create", "Acme"), ("worker", "--drain")):
+        run = tidings(*command, env=down)
+        assert run.code == 1 and run.stdout == "", command
+        assert "the database is unavailable" in run.stderr and "Traceback" not in run.stderr
+        assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+    for url in ("bogus://x", "mysql://root@localhost/db", "not a url"):
+        run = tidings("orgs", "create", "Acme", env={"TIDINGS_DATABASE_URL": url})
+        assert run.code == 1 and "TIDINGS_DATABASE_URL" in run.stderr, url
+        assert "Traceback" not in run.stderr
+
+
+def test_a_port_out_of_range_is_a_usage_error(tidings: Tidings) -> None:
+    for command in ("serve", "demo"):
+        run = tidings(command, "--port", "99999")
+        assert run.code == 2 and "65535" in run.stderr
+
+
 def test_db_upgrade_is_idempotent(tidings: Tidings) -> None:
     run = tidings("db", "upgrade")
     assert run.code == 0, run.stderr
@@ -226,6 +245,19 @@ def test_the_first_command_on_a_new_database(
         env={**env, "TIDINGS_PASSWORD": "long enough pw"},
     )
     assert user.code == 0 and user.result.startswith("usr_"), user.stderr
+
+
+def test_serve_and_worker_refuse_a_postgresql_database_without_the_schema(
+    tidings: Tidings, backend: str, new_database: str
+) -> None:
+    """Every request would be a 500, every batch an error: say what to run instead."""
+    if backend != "postgres":
+        pytest.skip("SQLite migrates itself")
+    env = {"TIDINGS_DATABASE_URL": new_database}
+    for command in (("serve", "--port", "9"), ("worker", "--drain")):
+        run = tidings(*command, env=env)
+        assert run.code == 1, run.stderr
+        assert "run `tidings db upgrade`" in run.stderr and "Traceback" not in run.stderr
 
 
 def test_demo_seeds_data_through_the_services_and_prints_a_key(

@@ -11,10 +11,11 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from tidings.config import get_settings
 from tidings.errors import ApiError
@@ -22,7 +23,32 @@ from tidings.errors import ApiError
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+
+class _Commands(TyperGroup):
+    """Every command: a database that cannot be reached, or has no schema, is one line that says
+    what to do, not a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer vendors its own click Context
+        from sqlalchemy.exc import OperationalError, ProgrammingError
+
+        try:
+            return super().invoke(ctx)
+        except OperationalError as exc:
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            human.print(
+                f"[red]error:[/red] the database is unavailable: {reason}; check "
+                "TIDINGS_DATABASE_URL and that the database server is running"
+            )
+            raise typer.Exit(code=1) from None
+        except ProgrammingError as exc:
+            if getattr(exc.orig, "sqlstate", None) != UNDEFINED_TABLE:
+                raise
+            human.print(f"[red]error:[/red] {NO_SCHEMA}")
+            raise typer.Exit(code=1) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="Tidings: audiences and templated sends.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -36,8 +62,10 @@ app.add_typer(orgs_app, name="orgs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
 
-human = Console(stderr=True)
+human = Console(stderr=True, soft_wrap=True)  # a line stays one line in a log or a pipe
 UNDEFINED_TABLE = "42P01"  # PostgreSQL's SQLSTATE for a missing table
+NO_SCHEMA = "the database has no Tidings schema; run `tidings db upgrade` first"
+Port = Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")]
 
 
 @app.callback()
@@ -81,23 +109,44 @@ def _migrate_if_sqlite() -> None:
 
 @contextmanager
 def _database() -> Iterator[Session]:
-    """The unit of work of a command that reads or writes rows. A PostgreSQL database without the
-    schema is a one-line error that says what to run, not a traceback."""
-    from sqlalchemy.exc import ProgrammingError
-
+    """The unit of work of a command that reads or writes rows."""
     from tidings.db import session_scope
 
     _migrate_if_sqlite()
+    with session_scope() as session:
+        yield session
+
+
+def _require_current_schema(*, long_running: bool) -> None:
+    """Serve and the worker start only on a schema they know: SQLite migrates itself; a
+    PostgreSQL database must have had ``tidings db upgrade``, or every request would fail. A
+    database that is down now is no reason for a long-running process not to start: requests
+    answer 503, batches retry, and both recover when it is back."""
+    from sqlalchemy.exc import OperationalError
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # before import: it logs then
+    from tidings.migrations import pending
+
+    settings = get_settings()
+    if settings.is_sqlite:
+        _migrate_if_sqlite()
+        return
     try:
-        with session_scope() as session:
-            yield session
-    except ProgrammingError as exc:
-        if getattr(exc.orig, "sqlstate", None) != UNDEFINED_TABLE:
+        current, heads = pending(settings.database_url)
+    except OperationalError:
+        if not long_running:
             raise
+        human.print("[yellow]warning:[/yellow] the database is unreachable; starting anyway")
+        return
+    if not current:
+        human.print(f"[red]error:[/red] {NO_SCHEMA}")
+        raise typer.Exit(code=1)
+    if current != heads:
         human.print(
-            "[red]error:[/red] the database has no Tidings schema; run `tidings db upgrade` first"
+            f"[red]error:[/red] the database schema is at {', '.join(sorted(current))}, this "
+            f"version needs {', '.join(sorted(heads))}; run `tidings db upgrade`"
         )
-        raise typer.Exit(code=1) from None
+        raise typer.Exit(code=1)
 
 
 @db_app.command("upgrade")
@@ -207,8 +256,8 @@ def users_create(
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
-    workers: Annotated[int, typer.Option(help="server processes")] = 1,
+    port: Port = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="server processes")] = 1,
 ) -> None:
     """Serve the API and the dashboard (on SQLite, migrations are applied first)."""
     import copy
@@ -216,7 +265,7 @@ def serve(
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
-    _migrate_if_sqlite()
+    _require_current_schema(long_running=True)
     human.print(f"serving on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
     # Uvicorn writes its access log to stdout; send it to stderr with the rest, so the last stdout
     # line stays the command's result (``tidings demo`` prints the API key there).
@@ -264,7 +313,7 @@ def worker(
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    _migrate_if_sqlite()
+    _require_current_schema(long_running=not drain)
     try:
         engine = build_worker(settings, batch_size=batch_size, concurrency=concurrency)
     except TransportConfigError as exc:
@@ -298,7 +347,7 @@ def worker(
 @app.command()
 def demo(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    port: Port = 8000,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="create the data and exit")] = False,
 ) -> None:
     """A first run: a demo organization, an owner, a key, audiences and contacts; then serve."""

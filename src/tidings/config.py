@@ -9,10 +9,13 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 DEVELOPMENT_SECRET = "dev-secret-change-me"
+DATABASE_URL_FORMS = "use sqlite:///path/to/file.db or postgresql+psycopg://user@host:5432/db"
 
 
 class Settings(BaseSettings):
@@ -44,6 +47,23 @@ class Settings(BaseSettings):
     # written by one thread whatever this says: local writes have nothing to overlap.
     worker_concurrency: int = 4
     log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _a_database_tidings_speaks(cls, value: str) -> str:
+        """SQLite or PostgreSQL (through psycopg 3), said at start-up rather than as a driver's
+        traceback at the first query. ``postgres://`` and ``postgresql://`` (what hosting
+        providers hand out) mean psycopg 3, the driver Tidings installs."""
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(f"not a database URL; {DATABASE_URL_FORMS}") from None
+        backend, _, driver = url.drivername.partition("+")
+        if backend == "sqlite" and driver in ("", "pysqlite"):
+            return value
+        if backend in ("postgres", "postgresql") and driver in ("", "psycopg"):
+            return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+        raise ValueError(f"{url.drivername!r} is not a database Tidings uses; {DATABASE_URL_FORMS}")
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:

@@ -6,6 +6,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine
 
 MIGRATIONS_DIR = Path(__file__).parent
 
@@ -20,3 +23,16 @@ def alembic_config(url: str | None = None) -> Config:
 
 def upgrade(url: str | None = None, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
+
+
+def pending(url: str) -> tuple[set[str], set[str]]:
+    """``(current, heads)``: the revisions the database is at and those ``upgrade`` would reach;
+    equal when the schema is up to date. Raises ``OperationalError`` if the database is down."""
+    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+    finally:
+        engine.dispose()
+    return current, heads

@@ -1,0 +1,30 @@
+"""Settings: what ``TIDINGS_DATABASE_URL`` may say."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from tidings.config import Settings
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("sqlite:///./tidings.db", "sqlite:///./tidings.db"),
+        ("postgresql+psycopg://u@db:5432/t", "postgresql+psycopg://u@db:5432/t"),
+        # What hosting providers hand out: the driver Tidings installs is psycopg 3.
+        ("postgres://u:p%40ss@db/t", "postgresql+psycopg://u:p%40ss@db/t"),
+        ("postgresql://u@db/t", "postgresql+psycopg://u@db/t"),
+    ],
+)
+def test_database_urls_tidings_can_use(given: str, used: str) -> None:
+    assert Settings(database_url=given).database_url == used
+
+
+@pytest.mark.parametrize(
+    "given", ["bogus://x", "mysql://root@localhost/db", "postgresql+psycopg2://db/t", "nonsense"]
+)
+def test_other_database_urls_are_refused_at_start_up(given: str) -> None:
+    with pytest.raises(ValidationError, match=r"sqlite:///path/to/file\.db or postgresql"):
+        Settings(database_url=given)
