@@ -99,6 +99,18 @@ def test_a_body_that_is_not_a_json_object_says_so(client: ApiClient, db: Session
         assert error["details"][0]["field"] == ""
 
 
+def test_openapi_states_the_constraints_the_server_enforces(client: ApiClient) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert schemas["SuccessOut"]["required"] == ["success"]
+    assert schemas["ErrorBody"]["required"] == ["code", "message", "details"]
+    for model in ("TemplateCreate", "TemplateUpdate", "AudienceCreate", "AudienceUpdate"):
+        assert schemas[model]["properties"]["slug"]["pattern"] == "^[a-z0-9]+(?:-[a-z0-9]+)*$"
+    metadata = schemas["ContactCreate"]["properties"]["metadata"]["anyOf"][0]
+    assert metadata["maxProperties"] == 100 and "maxLength" not in metadata
+    for model in ("SendRequest", "PreviewRequest"):  # null is read as no variables
+        assert {"type": "null"} in schemas[model]["properties"]["variables"]["anyOf"]
+
+
 def test_oversized_body_is_refused_before_it_is_read(client: ApiClient) -> None:
     response = client.post(
         "/v1/audiences", content=b"x" * 2_000_000, headers={"Content-Type": "application/json"}

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -82,6 +82,8 @@ class ServiceUnavailable(ApiError):
 
 
 class ErrorBody(BaseModel):
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)  # always sent
+
     code: str
     message: str
     details: Any = None

@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 from tidings.tenancy import org_filter
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+# The OpenAPI schema of a slug field (pydantic leaves the pattern out of an optional one's).
+SLUG_SCHEMA: dict[str, Any] = {"pattern": SLUG_PATTERN.pattern}
 SLUG_BASE_MAX = 80
 
 

@@ -132,6 +132,7 @@ def _nested(levels: int) -> dict[str, object]:
         ({"score": float("inf")}, "'score' is not a finite number"),
         (_nested(11), "nested more than 10 levels deep"),
         ({"": 1}, "metadata"),
+        ({f"k{i}": i for i in range(101)}, "'metadata': has 101 keys; at most 100"),
     ],
 )
 def test_metadata_refusals_name_the_value(

@@ -14,13 +14,12 @@ from tidings.audiences.schemas import (
     AudienceRemoved,
     AudienceUpdate,
     ContactIds,
-    SuccessOut,
     audience_added,
     audience_out,
     audience_removed,
 )
 from tidings.auth import Principal
-from tidings.contacts.schemas import ContactOut, ObjectId, Search, contact_out
+from tidings.contacts.schemas import ContactOut, ObjectId, Search, SuccessOut, contact_out
 from tidings.deps import DbSession, require_scope
 from tidings.errors import error_responses
 from tidings.pagination import Page, PageParams, page_params, paginate

@@ -14,6 +14,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from tidings.contacts.schemas import Storable, Text
 from tidings.models import Audience
+from tidings.slugs import SLUG_SCHEMA
 from tidings.timeutil import isoformat_z
 
 Name = Annotated[
@@ -26,7 +27,6 @@ Slug = Annotated[
 
 
 # Documented in the OpenAPI schema; the service checks them, with messages that say what to do.
-SLUG_SCHEMA: JsonDict = {"pattern": "^[a-z0-9]+(-[a-z0-9]+)*$"}
 MAX_CONTACT_IDS = 10_000
 CONTACT_IDS_SCHEMA: JsonDict = {"minItems": 1, "maxItems": MAX_CONTACT_IDS}
 
@@ -74,10 +74,6 @@ class AudienceAdded(AudienceOut):
 
 class AudienceRemoved(AudienceOut):
     removed: int = Field(description="Contacts that were members before this call")
-
-
-class SuccessOut(BaseModel):
-    success: bool = True
 
 
 def audience_out(audience: Audience) -> AudienceOut:

@@ -10,7 +10,14 @@ import math
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 from pydantic_core import PydanticCustomError
 
 from tidings.models import Contact
@@ -89,8 +96,21 @@ def _refused(message: str) -> PydanticCustomError:
 # A JSON object of anything JSON holds (``_json_object``): a contact's metadata, a send's variables.
 JsonObject = Annotated[dict[str, Any], BeforeValidator(_json_object)]
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=100), Storable]
+
+
+def _few_enough_keys(value: dict[str, Any]) -> dict[str, Any]:
+    if len(value) > MAX_METADATA_KEYS:
+        raise _refused(f"has {len(value)} keys; at most {MAX_METADATA_KEYS} are allowed")
+    return value
+
+
+# The count is checked here rather than with ``Field(max_length=...)``, which the document would
+# show as an object's ``maxLength`` (a string keyword JSON Schema ignores there).
 Metadata = Annotated[
-    dict[MetadataKey, Any], BeforeValidator(_json_object), Field(max_length=MAX_METADATA_KEYS)
+    dict[MetadataKey, Any],
+    BeforeValidator(_json_object),
+    AfterValidator(_few_enough_keys),
+    Field(json_schema_extra={"maxProperties": MAX_METADATA_KEYS}),
 ]
 Email = Annotated[str, StringConstraints(max_length=320), Storable]
 Phone = Annotated[str, StringConstraints(max_length=64), Storable]
@@ -131,6 +151,10 @@ class ContactOut(BaseModel):
 
 
 class SuccessOut(BaseModel):
+    """``{"success": true}``: what a DELETE answers (seed 000)."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     success: bool = True
 
 

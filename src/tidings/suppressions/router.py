@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 
 from tidings.auth import Principal
-from tidings.contacts.schemas import Text
+from tidings.contacts.schemas import SuccessOut, Text
 from tidings.deps import DbSession, require_scope
 from tidings.errors import error_responses
 from tidings.models import Suppression
@@ -19,7 +19,6 @@ from tidings.suppressions.schemas import (
     SuppressionCreate,
     SuppressionOut,
 )
-from tidings.templates.schemas import Deleted
 from tidings.timeutil import isoformat_z
 
 router = APIRouter(tags=["suppressions"])
@@ -85,13 +84,13 @@ def remove_suppression_by_address(
         Text | None, Query(min_length=1, description="The address to remove")
     ] = None,
     body: SuppressionAddress | None = None,
-) -> Deleted:
+) -> SuccessOut:
     if address is not None and address[:1] == " " and address.replace(" ", "").isdigit():
         # ``?address=+14155550199`` unencoded: the query string turns the "+" into a space.
         address = "+" + address.strip()
     given = address if address is not None else (body.address if body else None)
     service.remove_suppression(session, principal, suppression_id=None, address=given)
-    return Deleted()
+    return SuccessOut()
 
 
 @router.get("/suppressions/{suppression_id}", responses=error_responses(401, 403, 404))
@@ -100,6 +99,6 @@ def get_suppression(session: DbSession, principal: Reader, suppression_id: str) 
 
 
 @router.delete("/suppressions/{suppression_id}", responses=error_responses(401, 403, 404))
-def remove_suppression(session: DbSession, principal: Writer, suppression_id: str) -> Deleted:
+def remove_suppression(session: DbSession, principal: Writer, suppression_id: str) -> SuccessOut:
     service.remove_suppression(session, principal, suppression_id=suppression_id, address=None)
-    return Deleted()
+    return SuccessOut()

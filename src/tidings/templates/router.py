@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 
 from tidings.auth import Principal
+from tidings.contacts.schemas import SuccessOut
 from tidings.deps import DbSession, require_scope
 from tidings.errors import error_responses
 from tidings.models import Template
@@ -14,7 +15,6 @@ from tidings.pagination import Page, PageParams, page_params, paginate
 from tidings.templates import service
 from tidings.templates.schemas import (
     Channel,
-    Deleted,
     PreviewOut,
     PreviewRequest,
     TemplateCreate,
@@ -85,9 +85,9 @@ def update_template(
     responses=error_responses(401, 403, 404),
     description="Campaigns already scheduled keep their own copy of the template.",
 )
-def delete_template(session: DbSession, principal: Writer, template_id: TemplateRef) -> Deleted:
+def delete_template(session: DbSession, principal: Writer, template_id: TemplateRef) -> SuccessOut:
     service.delete_template(session, principal, template_id)
-    return Deleted()
+    return SuccessOut()
 
 
 @router.post(

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic.config import JsonDict
 
 from tidings.contacts.schemas import JsonObject, Storable, Text
+from tidings.slugs import SLUG_SCHEMA
 
 Channel = Literal["email", "sms"]
-SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+SLUG_PATTERN = SLUG_SCHEMA["pattern"]
 Name = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Storable
 ]
@@ -19,8 +21,18 @@ def _no_variables_as_empty(value: Any) -> Any:
     return {} if value is None else value
 
 
+def _or_null(schema: JsonDict) -> None:
+    """The document says what ``_no_variables_as_empty`` accepts: an object, or ``null``."""
+    shape = {k: v for k, v in schema.items() if k not in ("title", "description")}
+    for key in shape:
+        del schema[key]
+    schema["anyOf"] = [shape, {"type": "null"}]
+
+
 # ``null`` is no variables; anything else is a free-form JSON object, like contact metadata.
-Variables = Annotated[JsonObject, BeforeValidator(_no_variables_as_empty)]
+Variables = Annotated[
+    JsonObject, BeforeValidator(_no_variables_as_empty), Field(json_schema_extra=_or_null)
+]
 
 
 class TemplateCreate(BaseModel):
@@ -32,6 +44,7 @@ class TemplateCreate(BaseModel):
         max_length=200,
         pattern=SLUG_PATTERN,
         description="Unique per organization; derived from the name when absent.",
+        json_schema_extra=SLUG_SCHEMA,
     )
     channel: Channel
     subject: Text | None = Field(default=None, description="Email only; Liquid.")
@@ -45,7 +58,9 @@ class TemplateUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name | None = None
-    slug: Text | None = Field(default=None, max_length=200, pattern=SLUG_PATTERN)
+    slug: Text | None = Field(
+        default=None, max_length=200, pattern=SLUG_PATTERN, json_schema_extra=SLUG_SCHEMA
+    )
     channel: Channel | None = None
     subject: Text | None = None
     html: Text | None = None
@@ -79,7 +94,3 @@ class PreviewOut(BaseModel):
     subject: str | None
     html: str | None
     text: str | None
-
-
-class Deleted(BaseModel):
-    success: bool = True
