@@ -156,3 +156,18 @@ def test_logout_needs_csrf_and_ends_the_session(client: ApiClient, db: Session) 
     response = client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
     assert response.status_code == 303
     assert db.scalar(select(DashboardSession.user_id)) is None
+
+
+def test_get_logout_asks_to_confirm_with_the_form(client: ApiClient, db: Session) -> None:
+    """DESIGN §1 lists /logout: a link there offers the button; it does not log out by itself."""
+    org = make_org(db)
+    make_user(db, org, "owner@example.com")
+    login(client, "owner@example.com")
+    page = client.get("/logout")
+    assert page.status_code == 200
+    assert 'action="/logout"' in page.text and "owner@example.com" in page.text
+    assert db.scalar(select(DashboardSession.user_id)) is not None
+    csrf = page_csrf(client)
+    client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
+    gone = client.get("/logout", follow_redirects=False)
+    assert gone.status_code == 303 and gone.headers["location"] == "/login"

@@ -177,6 +177,13 @@ def _login_error(request: Request, message: str, email: str, status: int) -> Res
     return response
 
 
+@router.get("/logout", response_class=HTMLResponse)
+def logout_page(request: Request, viewer: CurrentUser) -> Response:
+    """A link to /logout asks to confirm, with the form that posts the CSRF token: a GET that
+    logged out would let any page log a user out (logged out already: the login page)."""
+    return templates.TemplateResponse(request, "logout.html", {"viewer": viewer})
+
+
 @router.post("/logout")
 def logout(request: Request, session: DbSession, viewer: CurrentUser) -> Response:
     token = request.cookies.get(SESSION_COOKIE)
