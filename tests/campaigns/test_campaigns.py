@@ -221,3 +221,22 @@ def test_deleting_the_template_keeps_the_campaign_snapshot(client: ApiClient, db
     assert body["templateId"] is None
     assert body["subject"] == "Weekly update for {{ name }}"
     assert body["counts"]["scheduled"] == 4
+
+
+def test_a_campaign_its_messages_and_its_completion_share_one_moment(
+    client: ApiClient, db: Session
+) -> None:
+    """A campaign completed at once (everyone suppressed) did not complete before it was made,
+    and its messages were not made before it."""
+    _, headers, audience, contacts = _setup(db, n=2)
+    for contact in contacts:
+        added = client.post("/v1/suppressions", json={"address": contact.email}, headers=headers)
+        assert added.status_code == 201, added.text
+    nobody = client.get(f"/v1/campaigns/{_send(client, headers, audience.id)}", headers=headers)
+    assert nobody.json()["status"] == "completed"
+    assert nobody.json()["completedAt"] == nobody.json()["createdAt"]
+    _, headers, audience, _ = _setup(db, n=3)
+    campaign_id = _send(client, headers, audience.id)
+    campaign = client.get(f"/v1/campaigns/{campaign_id}", headers=headers).json()
+    messages = client.get(f"/v1/messages?campaign={campaign_id}", headers=headers).json()["data"]
+    assert {m["createdAt"] for m in messages} == {campaign["createdAt"]}

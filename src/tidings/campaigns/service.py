@@ -209,9 +209,13 @@ def _new_campaign(
     now: datetime,
 ) -> Campaign:
     """The template is copied in, so editing it later does not change what this send delivers.
-    A send with nobody to deliver to is complete at once: no worker will ever touch it."""
+    A send with nobody to deliver to is complete at once: no worker will ever touch it. The
+    campaign, its messages and its completion carry the one ``now`` of the request, so none
+    appears to precede another."""
     return Campaign(
         id=new_id("cmp"),
+        created_at=now,
+        updated_at=now,
         org_id=org_id,
         audience_id=audience_id,
         template_id=plan.template.id,
