@@ -305,6 +305,9 @@ def test_bad_headers_and_bodies_are_400_naming_the_problem(client: ApiClient, db
     assert response.status_code == 400
     response = post_csv(client, setup, "not json", content_type="application/json")
     assert response.status_code == 400
+    response = post_csv(client, setup, '{"csv": ""}', content_type="application/json")
+    assert response.status_code == 400
+    assert "the CSV is empty" in response.json()["error"]["message"]
 
 
 def test_header_only_file_imports_nothing(client: ApiClient, db: Session) -> None:

@@ -10,7 +10,11 @@ from tidings.imports.service import ImportResult
 class CsvImportJson(BaseModel):
     """``application/json`` body: the same CSV text as the ``text/csv`` variant, in a string."""
 
-    csv: str = Field(description="The CSV file's text: a header row, then one row per contact.")
+    csv: str = Field(
+        description="The CSV file's text: a header row, then one row per contact.",
+        # Documented only: an empty text gets the same "the CSV is empty" as an empty text/csv.
+        json_schema_extra={"minLength": 1},
+    )
 
 
 class RowErrorOut(BaseModel):
