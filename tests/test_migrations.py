@@ -202,3 +202,64 @@ def test_0005_keeps_one_contact_per_address_without_indexing_absent_ones(
             "uq_contacts_org_id_email",
             "uq_contacts_org_id_phone",
         }
+
+
+_ORG = text(
+    "INSERT INTO organizations (id, name, timezone, created_at, updated_at) "
+    "VALUES ('org_a', 'A', 'UTC', :t, :t)"
+)
+_AUDIENCE = text(
+    "INSERT INTO audiences (id, org_id, name, slug, contact_count, created_at, updated_at) "
+    "VALUES ('aud_a', 'org_a', 'A', 'a', 0, :t, :t)"
+)
+_CAMPAIGN = text(
+    "INSERT INTO campaigns (id, org_id, audience_id, channel, status, variables, ramp_minutes, "
+    "starts_at, ends_at, total, scheduled, suppressed, skipped, created_at, updated_at) "
+    "VALUES ('cmp_a', 'org_a', 'aud_a', 'email', 'completed', '{}', 0, :t, :t, 2, 2, 0, 0, :t, :t)"
+)
+_MESSAGE = text(
+    "INSERT INTO messages (id, org_id, campaign_id, contact_id, channel, to_address, status, "
+    "scheduled_at, metadata, attempt, created_at, updated_at) VALUES (:id, 'org_a', 'cmp_a', "
+    ":id, 'email', 'x@example.com', 'sent', :t, '{\"subject_variant\": \"A\"}', 1, :t, :t)"
+)
+
+
+def test_0006_keeps_every_message_and_lets_campaigns_outlive_their_audience(
+    backend: str, tmp_path: Path
+) -> None:
+    """SQLite rebuilds ``campaigns``, which ``messages`` refers to with ON DELETE CASCADE: with
+    foreign keys on, dropping the old copy would have deleted every message. After the upgrade,
+    deleting the audience leaves its campaign (audience null) and the messages."""
+    if backend == "sqlite":
+        url, server = f"sqlite:///{tmp_path / 'upgrade.db'}", None
+    else:
+        server = POSTGRES_URL
+        url = create_database(server, "tidings_migration")
+    engine = make_engine(url)
+
+    def count(table: str) -> int:
+        with engine.connect() as connection:
+            return int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+    try:
+        upgrade(url, "0005")
+        now = "2026-01-01 00:00:00"
+        with engine.begin() as connection:
+            for statement in (_ORG, _AUDIENCE, _CAMPAIGN):
+                connection.execute(statement, {"t": now})
+            for message in ("msg_1", "msg_2"):
+                connection.execute(_MESSAGE, {"id": message, "t": now})
+        upgrade(url)
+        assert (count("campaigns"), count("messages")) == (1, 2)
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM audiences WHERE id = 'aud_a'"))
+            kept = connection.execute(text("SELECT audience_id FROM campaigns")).scalar_one()
+        assert kept is None
+        assert (count("campaigns"), count("messages")) == (1, 2)
+        command.downgrade(alembic_config(url), "0005")  # the old key: such campaigns go
+        assert (count("campaigns"), count("messages")) == (0, 0)
+        upgrade(url)
+    finally:
+        engine.dispose()
+        if server is not None:
+            drop_database(server, url)

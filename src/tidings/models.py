@@ -325,8 +325,9 @@ class Campaign(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     org_id: Mapped[str] = _org_fk()
-    audience_id: Mapped[str] = mapped_column(
-        String(32), ForeignKey("audiences.id", ondelete="CASCADE"), nullable=False
+    # NULL once the audience is deleted: the campaign and its messages stay (migration 0006).
+    audience_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("audiences.id", ondelete="SET NULL"), nullable=True
     )
     template_id: Mapped[str | None] = mapped_column(
         String(32), ForeignKey("templates.id", ondelete="SET NULL"), nullable=True

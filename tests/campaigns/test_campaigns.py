@@ -240,3 +240,24 @@ def test_a_campaign_its_messages_and_its_completion_share_one_moment(
     campaign = client.get(f"/v1/campaigns/{campaign_id}", headers=headers).json()
     messages = client.get(f"/v1/messages?campaign={campaign_id}", headers=headers).json()["data"]
     assert {m["createdAt"] for m in messages} == {campaign["createdAt"]}
+
+
+def test_deleting_an_audience_keeps_its_campaigns_and_their_messages(
+    client: ApiClient, db: Session
+) -> None:
+    """The record of what was sent to whom (and which subject variant each got) outlives the
+    audience; only an active campaign keeps the audience from being deleted."""
+    _, headers, audience, _ = _setup(db)
+    campaign_id = _send(client, headers, audience.id, subject_variants=["One", "Two"])
+    url = f"/v1/audiences/{audience.id}"
+    assert client.delete(url, headers=headers).status_code == 409
+    assert client.post(f"/v1/campaigns/{campaign_id}/cancel", headers=headers).status_code == 200
+    assert client.delete(url, headers=headers).status_code == 200
+    campaign = client.get(f"/v1/campaigns/{campaign_id}", headers=headers)
+    assert campaign.status_code == 200
+    assert campaign.json()["audienceId"] is None and campaign.json()["total"] == 4
+    messages = client.get(f"/v1/messages?campaign={campaign_id}", headers=headers).json()
+    assert messages["total"] == 4
+    assert {m["metadata"]["subject_variant"] for m in messages["data"]} <= {"A", "B"}
+    listed = client.get("/v1/campaigns", headers=headers).json()["data"]
+    assert [c["id"] for c in listed] == [campaign_id]

@@ -120,7 +120,12 @@ def test_send_drawer_schedules_with_two_variants(client: ApiClient, db: Session)
 
     view = client.get(f"/overview/campaigns/{campaign.id}")
     assert view.status_code == 200 and 'data-testid="count-scheduled">6<' in view.text
-    assert 'hx-trigger="every 2s"' in view.text
+    assert 'hx-trigger="every 2s"' in view.text and "Campaign to Mumbai" in view.text
+
+    campaign.audience_id = None  # the audience deleted: the campaign page still tells the story
+    db.commit()
+    view = client.get(f"/overview/campaigns/{campaign.id}")
+    assert view.status_code == 200 and "Campaign to a deleted audience" in view.text
 
 
 def _send_form(template: Template, **schedule: str) -> dict[str, str]:

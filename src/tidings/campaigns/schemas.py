@@ -98,7 +98,7 @@ class CampaignOut(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
     id: str
-    audienceId: str
+    audienceId: str | None = Field(description="null once the audience has been deleted.")
     templateId: str | None
     channel: Channel
     from_: str | None = Field(alias="from")

@@ -214,7 +214,7 @@ def _last_campaigns(session: Session, org_id: str, audience_ids: list[str]) -> d
     rows = session.scalars(
         for_org(Campaign, org_id).join(ranked, ranked.c.id == Campaign.id).where(ranked.c.rank == 1)
     ).all()
-    return {campaign.audience_id: campaign for campaign in rows}
+    return {c.audience_id: c for c in rows if c.audience_id is not None}
 
 
 def audiences_context(

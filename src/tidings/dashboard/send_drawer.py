@@ -231,14 +231,14 @@ def preview_from_drawer(
 def _campaign_context(session: Session, org_id: str, campaign_id: str) -> dict[str, Any]:
     campaign = get_campaign(session, org_id, campaign_id)
     counts, variants = status_counts(session, org_id, [campaign])[campaign.id]
-    audience = session.get(Audience, campaign.audience_id)
+    audience = session.get(Audience, campaign.audience_id) if campaign.audience_id else None
     subject_list = campaign.subject_variants or []
     return {
         "campaign": campaign,
         "counts": counts,
         "variants": variants,
         "total": campaign.scheduled,
-        "audience_name": audience.name if audience else "",
+        "audience_name": audience.name if audience else "a deleted audience",
         "subjects": dict(zip(letters(len(subject_list)), subject_list, strict=True)),
     }
 
