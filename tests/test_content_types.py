@@ -115,8 +115,10 @@ def test_the_document_declares_the_415(client: ApiClient) -> None:
     assert "415" in paths["/v1/contacts/{contact_id}"]["patch"]["responses"]
 
 
-def test_a_request_without_a_key_is_a_401_first(client: ApiClient) -> None:
-    response = client.post(
-        "/v1/audiences", content=b"name=x", headers={"Content-Type": "text/plain"}
-    )
-    assert response.status_code == 401
+def test_a_request_without_a_valid_key_is_a_401_first(client: ApiClient) -> None:
+    for authorization in (None, "Bearer tid_not-a-key"):
+        headers = {"Content-Type": "text/plain"}
+        if authorization:
+            headers["Authorization"] = authorization
+        response = client.post("/v1/audiences", content=b"name=x", headers=headers)
+        assert response.status_code == 401, authorization

@@ -60,13 +60,16 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 DbSession = Annotated[Session, Depends(get_session, scope="function")]
 
 
-async def json_body_type(request: Request) -> None:
+async def json_body_type(
+    request: Request, _caller: Annotated[Principal, Depends(api_principal)]
+) -> None:
     """A request body in another content type than JSON is a 415 (DESIGN §2) that says what to
     send, rather than a 400 about "a valid dictionary". A body without a Content-Type is read as
-    JSON (``app._public_api``); a request without a body passes whatever its headers say, and
-    one without any credential is left to fail authentication (401) first."""
+    JSON (``app._public_api``); a request without a body passes whatever its headers say. The
+    caller is authenticated first: a missing or wrong key is a 401 whatever the body (the
+    lookup is the route's own, made once per request)."""
     content_type = request.headers.get("content-type")
-    if content_type is None or not _has_body(request) or "authorization" not in request.headers:
+    if content_type is None or not _has_body(request):
         return
     media_type = media_type_of(content_type)
     if is_json(media_type):
