@@ -3,16 +3,17 @@ messages (camelCase, like every resource after seed 000)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic_core import PydanticCustomError
 
 from tidings.campaigns.schedule import MAX_RAMP_MINUTES
 from tidings.campaigns.variants import MAX_VARIANTS, MIN_VARIANTS
-from tidings.contacts.schemas import Text
+from tidings.contacts.schemas import Storable, Text
 from tidings.templates.schemas import Channel, Variables
 
+Subject = Annotated[str, StringConstraints(min_length=1), Storable]
 CampaignStatus = Literal["scheduled", "in_progress", "completed", "cancelled"]
 MessageStatus = Literal["scheduled", "sending", "sent", "failed", "cancelled", "suppressed"]
 
@@ -45,7 +46,7 @@ class SendRequest(BaseModel):
         le=MAX_RAMP_MINUTES,
         description="Spread the sends evenly over this many minutes (0-1440); 0 sends at once.",
     )
-    subject_variants: list[Text] | None = Field(
+    subject_variants: list[Subject] | None = Field(
         default=None,
         min_length=MIN_VARIANTS,
         max_length=MAX_VARIANTS,
