@@ -31,6 +31,7 @@ from tidings import scratch
 from tidings.app import create_app
 from tidings.auth import ALL_SCOPES, create_api_key
 from tidings.config import get_settings
+from tidings.contacts.service import count_contacts
 from tidings.db import bulk_insert, make_engine, reset_engine
 from tidings.ids import new_id
 from tidings.migrations import upgrade
@@ -288,5 +289,6 @@ def load_contacts(
                 text("UPDATE audiences SET contact_count = contact_count + :n WHERE id = :id"),
                 {"n": added, "id": audience_id},
             )
+        count_contacts(session, org.id, len(ids))
         session.commit()
     return ids

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from tidings.auth import ALL_SCOPES, create_api_key
+from tidings.contacts.service import count_contacts
 from tidings.ids import new_id
 from tidings.models import Audience, AudienceMember, Campaign, Contact, Message, Organization
 from tidings.orgs import create_organization, create_user
@@ -69,6 +70,8 @@ def make_contact(
         metadata_=metadata or {},
     )
     db.add(contact)
+    db.flush()
+    count_contacts(db, org.id, 1)
     db.commit()
     return contact
 

@@ -263,3 +263,44 @@ def test_0006_keeps_every_message_and_lets_campaigns_outlive_their_audience(
         engine.dispose()
         if server is not None:
             drop_database(server, url)
+
+
+def test_0007_counts_each_organization_contacts_once(backend: str, tmp_path: Path) -> None:
+    if backend == "sqlite":
+        url, server = f"sqlite:///{tmp_path / 'upgrade.db'}", None
+    else:
+        server = POSTGRES_URL
+        url = create_database(server, "tidings_migration")
+    engine = make_engine(url)
+    try:
+        upgrade(url, "0006")
+        now = "2026-01-01 00:00:00"
+        with engine.begin() as connection:
+            connection.execute(_ORG, {"t": now})
+            connection.execute(
+                text(
+                    "INSERT INTO organizations (id, name, timezone, created_at, updated_at) "
+                    "VALUES ('org_empty', 'E', 'UTC', :t, :t)"
+                ),
+                {"t": now},
+            )
+            for i in range(3):
+                connection.execute(
+                    text(
+                        "INSERT INTO contacts (id, org_id, email, metadata, created_at, "
+                        "updated_at) VALUES (:id, 'org_a', :email, '{}', :t, :t)"
+                    ),
+                    {"id": f"con_{i}", "email": f"c{i}@example.com", "t": now},
+                )
+        upgrade(url)
+        with engine.connect() as connection:
+            counts = connection.execute(
+                text("SELECT id, contact_count FROM organizations ORDER BY id")
+            ).all()
+        assert [tuple(row) for row in counts] == [("org_a", 3), ("org_empty", 0)]
+        command.downgrade(alembic_config(url), "0006")
+        upgrade(url)
+    finally:
+        engine.dispose()
+        if server is not None:
+            drop_database(server, url)

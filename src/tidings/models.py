@@ -95,6 +95,9 @@ class Organization(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     timezone: Mapped[str] = mapped_column(String(64), nullable=False, default="UTC")
+    # Maintained with every contact created or deleted, in the same transaction (migration 0007),
+    # so a list of the organization's contacts never counts them.
+    contact_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 

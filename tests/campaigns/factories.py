@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tidings.contacts.service import count_contacts
 from tidings.db import bulk_insert
 from tidings.ids import new_id
 from tidings.models import (
@@ -73,6 +74,7 @@ def add_bulk_members(db: Session, org: Organization, audience: Audience, n: int)
     )
     audience.contact_count += n
     db.add(audience)
+    count_contacts(db, org.id, n)
     db.commit()
     return ids
 

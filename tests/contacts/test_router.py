@@ -436,3 +436,32 @@ def test_field_lengths_are_enforced(client: ApiClient, headers: dict[str, str]) 
     ]
     for body in too_long:
         assert client.post("/v1/contacts", headers=headers, json=body).status_code == 400
+
+
+def test_unsearched_totals_come_from_the_maintained_counts(
+    client: ApiClient, headers: dict[str, str], db: Session
+) -> None:
+    """GET /v1/contacts and available-contacts report their total without counting: the
+    organization's count follows every create, import and delete."""
+    ids = [
+        client.post("/v1/contacts", headers=headers, json={"email": f"m{i}@example.com"}).json()[
+            "id"
+        ]
+        for i in range(3)
+    ]
+    audience = client.post("/v1/audiences", headers=headers, json={"name": "Picker"}).json()
+    url = f"/v1/audiences/{audience['id']}"
+    csv = "email,name\nm0@example.com,Updated\nn1@example.com,New\nn1@example.com,Again\nbad\n"
+    imported = client.post(
+        f"{url}/import", headers={**headers, "Content-Type": "text/csv"}, content=csv
+    )
+    assert imported.status_code == 200, imported.text
+    assert client.delete(f"/v1/contacts/{ids[1]}", headers=headers).status_code == 200
+
+    def total(path: str) -> int:
+        return int(client.get(path, headers=headers).json()["total"])
+
+    in_database = db.scalar(select(func.count()).select_from(Contact))
+    assert total("/v1/contacts") == in_database == 3  # m0, m2, n1
+    assert total(f"{url}/available-contacts") == 3 - 2  # m2: m0 and n1 are members
+    assert total("/v1/contacts?search=example.com") == 3  # a search still counts its matches

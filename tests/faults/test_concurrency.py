@@ -18,7 +18,14 @@ from sqlalchemy.orm import Session
 from tests.campaigns.factories import make_template
 from tests.factories import ApiClient, auth, make_audience, make_contact, make_key, make_org
 from tidings.auth import credential_fingerprint
-from tidings.models import Audience, AudienceMember, Campaign, IdempotencyKey
+from tidings.models import (
+    Audience,
+    AudienceMember,
+    Campaign,
+    Contact,
+    IdempotencyKey,
+    Organization,
+)
 from tidings.timeutil import utcnow
 
 
@@ -191,3 +198,10 @@ def test_deleting_contacts_while_they_are_added_keeps_the_counts_true(
         )
         stored = db.scalar(select(Audience.contact_count).where(Audience.id == audience_id))
         assert stored == true_count, (audience_id, stored, true_count)
+    # The organization's count too: imports that raced a delete created contacts anew.
+    contacts_now = db.scalar(
+        select(func.count()).select_from(Contact).where(Contact.org_id == org.id)
+    )
+    assert db.scalar(select(Organization.contact_count).where(Organization.id == org.id)) == (
+        contacts_now
+    )

@@ -20,6 +20,7 @@ from tidings.audiences.schemas import (
 )
 from tidings.auth import Principal
 from tidings.contacts.schemas import ContactOut, ObjectId, Search, SuccessOut, contact_out
+from tidings.contacts.service import contacts_total
 from tidings.deps import DbSession, require_scope
 from tidings.errors import error_responses
 from tidings.pagination import Page, PageParams, page_params, paginate
@@ -168,4 +169,11 @@ def list_available(
 ) -> Page[ContactOut]:
     """Contacts of your organization that are not in this audience (for a picker)."""
     audience = service.get_audience(session, principal.org_id, audience_id)
-    return paginate(session, service.available_stmt(audience, search), paging, contact_out)
+    stmt = service.available_stmt(audience, search)
+    # Without a search: every contact of the organization but the members, both maintained.
+    total = (
+        None
+        if (search or "").strip()
+        else contacts_total(session, principal.org_id) - audience.contact_count
+    )
+    return paginate(session, stmt, paging, contact_out, total=total)

@@ -34,7 +34,9 @@ def list_contacts(
 ) -> Page[ContactOut]:
     """Contacts of your organization, newest first."""
     stmt = service.list_contacts_stmt(principal.org_id, search)
-    return paginate(session, stmt, paging, contact_out)
+    # Without a search the maintained count is the total: no COUNT over the organization.
+    total = None if (search or "").strip() else service.contacts_total(session, principal.org_id)
+    return paginate(session, stmt, paging, contact_out, total=total)
 
 
 @router.post(

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from tidings.audiences.service import AudienceNotFound
 from tidings.audit.service import record_event
 from tidings.auth import Principal
+from tidings.contacts.service import count_contacts
 from tidings.db import is_postgres
 from tidings.errors import Conflict, Forbidden
 from tidings.imports import store
@@ -122,6 +123,7 @@ def _write(
             session, org_id, audience.id, [c.id for c in contacts if c.existing], now, postgres
         )
         contact_count = store.grow_contact_count(session, audience, added, now)
+        count_contacts(session, org_id, len(new))
     except (IntegrityError, psycopg.IntegrityError, sqlite3.IntegrityError) as exc:
         # Only a concurrent writer can get here (e.g. another import creating the same address
         # in another audience): the plan never gives one address to two contacts.
