@@ -47,16 +47,26 @@ from sqlalchemy.pool import NullPool
 from tidings.config import get_settings
 from tidings.models import UTCDateTime
 
+WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes of SQLite write-ahead log kept after a checkpoint
+# Connections a process's pool keeps and may open beyond them: together, how many requests can
+# hold one at a time (``deps.get_session`` lets no more than that wait for one in a thread).
+POOL_SIZE, POOL_OVERFLOW = 10, 20
+POOL_CONNECTIONS = POOL_SIZE + POOL_OVERFLOW
+
 
 def make_engine(url: str) -> Engine:
     """An engine for ``url``. SQLite gets WAL and a busy timeout so that a worker and the API (or two
     workers) can share one file: SQLite allows one writer at a time and the others wait."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        in_memory = parsed.database in (None, "", ":memory:")
+        pooling: dict[str, Any] = (
+            {"poolclass": NullPool}
+            if in_memory
+            else {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
+        )
         engine = create_engine(
-            url,
-            connect_args={"check_same_thread": False, "timeout": 30},
-            poolclass=NullPool if parsed.database in (None, "", ":memory:") else None,
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **pooling
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN; take control so that BEGIN IMMEDIATE
@@ -67,8 +77,8 @@ def make_engine(url: str) -> Engine:
     # 503 instead of hanging: libpq's connect timeout and TCP keepalives bound both cases.
     engine = create_engine(
         url,
-        pool_size=10,
-        max_overflow=20,
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_OVERFLOW,
         connect_args={
             "connect_timeout": 5,
             "keepalives": 1,
@@ -123,6 +133,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # A burst of writes can outrun the checkpoints and grow the WAL file; without a limit SQLite
+    # keeps the file at its largest forever (1.2 GB seen), with one it truncates it back.
+    cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     cursor.close()
 
 

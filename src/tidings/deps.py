@@ -6,8 +6,10 @@ The session commits after the route returns and *before* the response is sent
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -22,7 +24,7 @@ from tidings.auth import (
     user_principal,
 )
 from tidings.config import get_settings
-from tidings.db import new_session
+from tidings.db import POOL_CONNECTIONS, new_session
 from tidings.errors import Forbidden, Unauthorized, UnsupportedMediaType
 
 SESSION_COOKIE = "tidings_session"
@@ -40,21 +42,48 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     (in-process) and returning the connection to the pool wait on nothing. A write's COMMIT waits
     on the database and runs in the thread pool."""
     reading = request.method in SAFE_METHODS
-    session = new_session(read_only=reading)
-    try:
-        yield session
-        if reading:
-            session.commit()
-        else:
-            await run_in_threadpool(session.commit)
-    except BaseException:
-        if reading:
-            session.rollback()
-        else:
-            await run_in_threadpool(session.rollback)
-        raise
-    finally:
-        session.close()
+    async with _connection_turn(request.app.state, writing_to_sqlite=not reading and _sqlite()):
+        session = new_session(read_only=reading)
+        try:
+            yield session
+            if reading:
+                session.commit()
+            else:
+                await run_in_threadpool(session.commit)
+        except BaseException:
+            if reading:
+                session.rollback()
+            else:
+                await run_in_threadpool(session.rollback)
+            raise
+        finally:
+            session.close()
+
+
+@asynccontextmanager
+async def _connection_turn(state: Any, *, writing_to_sqlite: bool) -> AsyncIterator[None]:
+    """A request waits here, on the event loop, until it may use the database: at most as many
+    at once as the pool has connections, and on SQLite one writer (its single write lock).
+
+    A request holds its connection (and on SQLite a writer its lock, ``BEGIN IMMEDIATE``)
+    across several trips through the thread pool: the key lookup, the route, the commit. When
+    more requests came at once than there are threads (40), the waiting ones filled every thread
+    (blocked on the pool, or on SQLite's lock), and those holding a connection or the lock found
+    no thread to finish in. Everything stalled until the 30 s timeouts failed it: 60 concurrent
+    writers got 503s on both backends. Waiting here takes no thread, so whoever holds a
+    connection can always finish, and the rest go in turn."""
+    if getattr(state, "connection_turns", None) is None:  # one per app, as is its event loop
+        state.connection_turns = asyncio.Semaphore(POOL_CONNECTIONS)
+        state.sqlite_writer = asyncio.Lock()
+    async with AsyncExitStack() as turns:
+        if writing_to_sqlite:  # first: a writer waiting for the lock keeps no reader waiting
+            await turns.enter_async_context(state.sqlite_writer)
+        await turns.enter_async_context(state.connection_turns)
+        yield
+
+
+def _sqlite() -> bool:
+    return get_settings().is_sqlite
 
 
 DbSession = Annotated[Session, Depends(get_session, scope="function")]

@@ -218,9 +218,10 @@ def install_error_handlers(app: FastAPI) -> None:
         # carries no data, unlike the message, which may quote parameters.
         cause = getattr(exc, "orig", None) or exc
         log.warning("database unavailable: %s", type(cause).__name__)
-        response = envelope(
-            503, "service_unavailable", "The database is unavailable; retry shortly."
-        )
+        # SQLite's one write lock, held past the busy timeout by other writers, is not an outage.
+        busy = "database is locked" in str(cause)
+        what = "busy with other writes" if busy else "unavailable"
+        response = envelope(503, "service_unavailable", f"The database is {what}; retry shortly.")
         response.headers["Retry-After"] = "1"
         return response
 

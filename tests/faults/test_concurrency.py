@@ -205,3 +205,28 @@ def test_deleting_contacts_while_they_are_added_keeps_the_counts_true(
     assert db.scalar(select(Organization.contact_count).where(Organization.id == org.id)) == (
         contacts_now
     )
+
+
+def test_more_concurrent_writers_than_threads_all_get_through(
+    live_server: str, db: Session
+) -> None:
+    """More writing requests at once than the server has threads (40). On SQLite each held the
+    database's one write lock across several thread trips; with every thread taken by a writer
+    waiting for that lock, the holder could not finish: ~30 s stalls, then 503s for all. Now a
+    process's writers queue on the event loop, and every one succeeds."""
+    org = make_org(db)
+    headers = auth(make_key(db, org))
+
+    def create(i: int) -> list[int]:
+        with httpx.Client(base_url=live_server, timeout=120) as http:
+            return [
+                http.post(
+                    "/v1/contacts", headers=headers, json={"email": f"w{i}-{n}@example.com"}
+                ).status_code
+                for n in range(3)
+            ]
+
+    statuses = _together(60, create)
+    assert all(codes == [201, 201, 201] for codes in statuses), statuses
+    db.expire_all()
+    assert db.scalar(select(Organization.contact_count).where(Organization.id == org.id)) == 180

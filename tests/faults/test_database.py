@@ -5,6 +5,7 @@ envelope while it is down, recovers by itself, and a send is all or nothing."""
 from __future__ import annotations
 
 import random
+import sqlite3
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
@@ -189,8 +191,8 @@ def test_a_send_cut_mid_way_is_all_or_nothing(
 def test_an_exhausted_connection_pool_is_503(
     client: ApiClient, db: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every connection busy for the pool's whole timeout (SQLite writers queueing behind one
-    another can do it): a 503 to retry, like a database that is down, not a 500."""
+    """Every connection busy for the pool's whole timeout (held by long requests): a 503 to
+    retry, like a database that is down, not a 500."""
     headers = auth(make_key(db, make_org(db)))
 
     def exhausted(*_args: object) -> None:
@@ -198,3 +200,23 @@ def test_an_exhausted_connection_pool_is_503(
 
     monkeypatch.setattr(deps, "authenticate_api_key", exhausted)
     _assert_503(client.get("/v1/audiences", headers=headers))
+
+
+def test_a_busy_sqlite_database_says_busy_not_unavailable(
+    client: ApiClient, db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holding SQLite's write lock past the busy timeout is a 503 to retry,
+    and the message does not call a busy database down."""
+    headers = auth(make_key(db, make_org(db)))
+
+    def locked(*_args: object) -> None:
+        raise OperationalError(
+            "BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked")
+        )
+
+    monkeypatch.setattr(deps, "authenticate_api_key", locked)
+    response = client.post("/v1/audiences", headers=headers, json={"name": "Busy"})
+    _assert_503(response)
+    assert response.json()["error"]["message"] == (
+        "The database is busy with other writes; retry shortly."
+    )
