@@ -10,7 +10,15 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
 from tests.delivery.conftest import fresh
-from tests.factories import make_audience, make_campaign, make_contact, make_org
+from tests.factories import (
+    ApiClient,
+    auth,
+    make_audience,
+    make_campaign,
+    make_contact,
+    make_key,
+    make_org,
+)
 from tidings.db import get_engine
 from tidings.delivery.store import Result, SqlStore
 from tidings.models import Campaign, Message, Organization, Suppression
@@ -176,3 +184,27 @@ def test_a_chunk_whose_second_statement_fails_records_nothing(db: Session) -> No
 
     fresh(db)
     assert {m.status for m in db.scalars(select(Message)).all()} == {"sending"}
+
+
+def test_a_batch_in_flight_is_still_recorded_after_its_audience_is_deleted(
+    client: ApiClient, db: Session
+) -> None:
+    """A worker holds a batch while the campaign is cancelled and its audience deleted. The
+    messages it then delivers are recorded as sent: the rows outlive the audience. (They were
+    deleted with it, and an audit saw 2,000 emails go out that no row remembered.)"""
+    org = make_org(db)
+    people = _people(db, org, 3)
+    audience = make_audience(db, org, members=people)
+    campaign, _ = make_campaign(db, org, audience, people)
+    store = SqlStore(get_engine())
+    claimed = store.claim(10, lease_seconds=60, now=utcnow())
+    assert len(claimed) == 3
+    headers = auth(make_key(db, org))
+    assert client.post(f"/v1/campaigns/{campaign.id}/cancel", headers=headers).status_code == 200
+    assert client.delete(f"/v1/audiences/{audience.id}", headers=headers).status_code == 200
+
+    sent = [Result(message, "sent", utcnow(), provider_id="relay-1") for message in claimed]
+    assert store.record(sent, utcnow()) == 3
+    fresh(db)
+    statuses = db.scalars(select(Message.status).where(Message.campaign_id == campaign.id))
+    assert sorted(statuses) == ["sent", "sent", "sent"]
