@@ -1,5 +1,6 @@
-"""Listing at scale (PostgreSQL): p50/p99 of ``GET /v1/audiences`` and of an audience's contacts,
-with and without ``search``, for an organization with 1,000 audiences and 1,000,000 contacts.
+"""Listing at scale (PostgreSQL): p50/p99 of ``GET /v1/audiences``, of an audience's contacts (with
+and without ``search``), of the organization's contacts and of an audience's available contacts,
+for an organization with 1,000 audiences and 1,000,000 contacts.
 
 The fixture is written with COPY (``bulk_insert``), not through HTTP, then ``ANALYZE``d as
 autovacuum would do in production. Requests go to a real ``tidings serve`` process over one
@@ -62,6 +63,8 @@ def _measure(
     cases = [
         ("list audiences", contacts, ["/v1/audiences", "/v1/audiences?page=7&limit=100"]),
         ("audience contacts", contacts, [members, f"{members}?page=2"]),
+        ("contacts (org)", contacts, ["/v1/contacts", "/v1/contacts?page=2"]),
+        ("available contacts", contacts, [f"/v1/audiences/{big}/available-contacts"]),
         ("audience contacts search", contacts, [f"{members}?search={t}" for t in SELECTIVE]),
         ("contacts search (org)", contacts, [f"/v1/contacts?search={t}" for t in SELECTIVE]),
         ("audience search, broad term", contacts, [f"{members}?search={t}" for t in BROAD]),
