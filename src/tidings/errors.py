@@ -202,7 +202,7 @@ def install_error_handlers(app: FastAPI) -> None:
             message = "No such route. See /docs for the API."
         headers = dict(exc.headers or {})
         allowed = allowed_methods(request) if "Allow" in headers else []
-        if allowed:  # a route's 405 (a mount, such as the static files, names no methods)
+        if allowed:  # a route's 405; the static files' own keeps its "GET, HEAD"
             headers["Allow"] = ", ".join(allowed)
             choices = " or ".join(filter(None, (", ".join(allowed[:-1]), allowed[-1])))
             message = f"{request.method} is not allowed here; use {choices}."
