@@ -40,6 +40,8 @@ def _assert_clean(status: int, body: dict[str, object]) -> None:
     assert status in (200, 400, 413), (status, body)
     if status != 200:
         assert set(body) == {"error"}
+    else:  # counted by row: each received row created, updated or was left out
+        assert body["received"] == body["created"] + body["updated"] + body["invalid"], body
 
 
 @_PROPERTY
@@ -133,4 +135,5 @@ def test_well_formed_files_import_exactly(
     distinct = {email for email, _ in rows}
     assert body["received"] == len(rows) and body["invalid"] == 0
     assert body["created"] == len(distinct) and body["contactCount"] == len(distinct)
+    assert body["updated"] == len(rows) - len(distinct)  # repeats update the earlier row's
     assert {c.email for c in all_contacts(db, setup.org)} == distinct

@@ -26,7 +26,10 @@ class RowErrorOut(BaseModel):
 class ImportResponse(BaseModel):
     received: int = Field(description="Non-blank data rows in the file.")
     created: int = Field(description="New contacts.")
-    updated: int = Field(description="Existing contacts matched (by email, then phone).")
+    updated: int = Field(
+        description="Good rows that matched a contact (by email, then phone): one that existed, "
+        "or one an earlier row of the file created. received = created + updated + invalid."
+    )
     added: int = Field(description="Contacts newly added to the audience.")
     invalid: int = Field(description="Rows left out; see errors.")
     errors: list[RowErrorOut] = Field(description="The first 100 row errors.")

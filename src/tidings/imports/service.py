@@ -88,12 +88,15 @@ def import_csv(session: Session, actor: Principal, audience_id: str, data: bytes
     contacts, conflicts = plan_rows(parsed.rows, existing)
     created, added, contact_count = _write(session, actor.org_id, audience, contacts, postgres)
     errors = sorted([*parsed.errors, *conflicts], key=lambda error: error.row)
+    invalid = parsed.invalid + len(conflicts)
     result = ImportResult(
         received=parsed.received,
         created=created,
-        updated=len(contacts) - created,
+        # Counted by row, like received and invalid, so the three always add up: every good row
+        # either created a contact or matched one (that existed, or that an earlier row created).
+        updated=parsed.received - invalid - created,
         added=added,
-        invalid=parsed.invalid + len(conflicts),
+        invalid=invalid,
         errors=errors[:MAX_REPORTED_ERRORS],
         contact_count=contact_count,
     )
