@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tests.dashboard.test_login import login, page_csrf
 from tests.factories import ApiClient, make_audience, make_contact, make_org, make_user
 from tidings.campaigns.variants import variant_index
+from tidings.config import get_settings
 from tidings.ids import new_id
 from tidings.models import Audience, Campaign, Contact, Message, Template
 
@@ -243,3 +245,21 @@ def test_other_orgs_audience_is_404(client: ApiClient, db: Session) -> None:
         ).status_code
         == 404
     )
+
+
+def test_the_sms_sender_is_marked_required_when_the_send_would_need_one(
+    client: ApiClient, db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An SMS API without TIDINGS_SMS_FROM refuses a send that names no sender; the drawer says
+    so up front instead of calling the field optional."""
+    client, headers, org = _owner_client(client, db)
+    audience = make_audience(db, org, "Texts")
+    url = f"/overview/audiences/{audience.id}/drawer/send?channel=sms"
+    assert "(optional)" in client.get(url, headers=headers).text  # a file:// outbox needs none
+    monkeypatch.setenv("TIDINGS_SMS_TRANSPORT", "twilio://AC1:token@api.twilio.test")
+    get_settings.cache_clear()
+    drawer = client.get(url, headers=headers).text
+    assert "(required)" in drawer and "(optional)" not in drawer
+    monkeypatch.setenv("TIDINGS_SMS_FROM", "+14155550199")
+    get_settings.cache_clear()
+    assert "(optional)" in client.get(url, headers=headers).text

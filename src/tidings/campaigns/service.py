@@ -83,6 +83,13 @@ class VariantsNeedEmail(Unprocessable):
     code = "subject_variants_email_only"
 
 
+def sms_sender_required() -> bool:
+    """Whether an SMS send must name its sender: an SMS API refuses a message without one, and
+    the server has no ``TIDINGS_SMS_FROM`` to fall back on (a ``file://`` outbox needs none)."""
+    settings = get_settings()
+    return settings.sms_from is None and not is_local(settings.sms_transport)
+
+
 def check_from(channel: str, sender: str | None) -> str | None:
     """The sender as the worker will put it in the message; refused when it is no address.
 
@@ -91,8 +98,7 @@ def check_from(channel: str, sender: str | None) -> str | None:
     that would have none is refused here, before any message is written; a ``file://`` outbox
     records it without."""
     if sender is None or not sender.strip():
-        settings = get_settings()
-        if channel == "sms" and settings.sms_from is None and not is_local(settings.sms_transport):
+        if channel == "sms" and sms_sender_required():
             raise MissingFrom(
                 "an sms send needs 'from' (an E.164 number or a sender id of at most 11 "
                 "characters), or TIDINGS_SMS_FROM set on the server",

@@ -21,7 +21,7 @@ from tidings.audiences.service import get_audience
 from tidings.auth import Principal
 from tidings.campaigns.reports import get_campaign, status_counts
 from tidings.campaigns.schemas import SendRequest
-from tidings.campaigns.service import send_response, send_to_audience
+from tidings.campaigns.service import send_response, send_to_audience, sms_sender_required
 from tidings.campaigns.variants import letters, variant_index
 from tidings.dashboard.drawers import attempt, owner_principal
 from tidings.dashboard.routes import CurrentUser, templates
@@ -52,6 +52,7 @@ def send_drawer_context(
         "templates": picker,
         "zones": time_zones(),
         "org_zone": org.timezone if org else "UTC",
+        "sender_required": channel == "sms" and sms_sender_required(),
     }
 
 
