@@ -40,13 +40,9 @@ def test_migrations_match_models(settings_env: None) -> None:
     assert diff == [], f"models and migrations disagree: {diff}"
 
 
-def test_0003_keeps_memberships_and_binds_each_to_its_audience_organization(
-    backend: str, tmp_path: Path
-) -> None:
-    """Upgrading a database that holds memberships keeps them (SQLite rebuilds the table), and one
-    naming another organization than its audience's stops the upgrade before anything changes;
-    after it, such a membership is refused, and deleting an organization still removes its
-    memberships."""
+@pytest.fixture
+def scratch(backend: str, tmp_path: Path) -> Iterator[tuple[str, Engine]]:
+    """An empty database of its own on this test's backend, to upgrade step by step."""
     if backend == "sqlite":
         url, server = f"sqlite:///{tmp_path / 'upgrade.db'}", None
     else:
@@ -54,56 +50,67 @@ def test_0003_keeps_memberships_and_binds_each_to_its_audience_organization(
         url = create_database(server, "tidings_migration")
     engine = make_engine(url)
     try:
-        upgrade(url, "0002")
-        now = "2026-01-01 00:00:00"
-        with engine.begin() as connection:
-            for org in ("org_a", "org_b"):
-                connection.execute(
-                    text(
-                        "INSERT INTO organizations (id, name, timezone, created_at, updated_at) "
-                        "VALUES (:id, :id, 'UTC', :t, :t)"
-                    ),
-                    {"id": org, "t": now},
-                )
-            connection.execute(
-                text(
-                    "INSERT INTO audiences (id, org_id, name, slug, contact_count, created_at, "
-                    "updated_at) VALUES ('aud_a', 'org_a', 'A', 'a', 1, :t, :t)"
-                ),
-                {"t": now},
-            )
-            for contact, org in (("con_a", "org_a"), ("con_b", "org_b")):
-                connection.execute(
-                    text(
-                        "INSERT INTO contacts (id, org_id, email, metadata, created_at, "
-                        "updated_at) VALUES (:id, :org, :email, '{}', :t, :t)"
-                    ),
-                    {"id": contact, "org": org, "email": f"{contact}@example.com", "t": now},
-                )
-            connection.execute(_MEMBER, {"contact": "con_a", "org": "org_a", "t": now})
-            # What only a bug could have written: a membership of org_a's audience in org_b.
-            connection.execute(_MEMBER, {"contact": "con_b", "org": "org_b", "t": now})
-
-        with pytest.raises(RuntimeError, match="1 audience memberships name another organization"):
-            upgrade(url)
-        with engine.begin() as connection:
-            connection.execute(text("DELETE FROM audience_members WHERE contact_id = 'con_b'"))
-        upgrade(url)
-
-        with engine.connect() as connection:
-            members = connection.execute(text("SELECT contact_id FROM audience_members")).all()
-            assert [tuple(row) for row in members] == [("con_a",)]
-        with pytest.raises(IntegrityError), engine.begin() as connection:
-            connection.execute(_MEMBER, {"contact": "con_b", "org": "org_b", "t": now})
-        with engine.begin() as connection:
-            connection.execute(text("DELETE FROM organizations WHERE id = 'org_a'"))
-            assert connection.execute(text("SELECT count(*) FROM audience_members")).scalar() == 0
-        command.downgrade(alembic_config(url), "0002")
-        upgrade(url)
+        yield url, engine
     finally:
         engine.dispose()
         if server is not None:
             drop_database(server, url)
+
+
+def test_0003_keeps_memberships_and_binds_each_to_its_audience_organization(
+    scratch: tuple[str, Engine],
+) -> None:
+    """Upgrading a database that holds memberships keeps them (SQLite rebuilds the table), and one
+    naming another organization than its audience's stops the upgrade before anything changes;
+    after it, such a membership is refused, and deleting an organization still removes its
+    memberships."""
+    url, engine = scratch
+    upgrade(url, "0002")
+    now = "2026-01-01 00:00:00"
+    with engine.begin() as connection:
+        for org in ("org_a", "org_b"):
+            connection.execute(
+                text(
+                    "INSERT INTO organizations (id, name, timezone, created_at, updated_at) "
+                    "VALUES (:id, :id, 'UTC', :t, :t)"
+                ),
+                {"id": org, "t": now},
+            )
+        connection.execute(
+            text(
+                "INSERT INTO audiences (id, org_id, name, slug, contact_count, created_at, "
+                "updated_at) VALUES ('aud_a', 'org_a', 'A', 'a', 1, :t, :t)"
+            ),
+            {"t": now},
+        )
+        for contact, org in (("con_a", "org_a"), ("con_b", "org_b")):
+            connection.execute(
+                text(
+                    "INSERT INTO contacts (id, org_id, email, metadata, created_at, "
+                    "updated_at) VALUES (:id, :org, :email, '{}', :t, :t)"
+                ),
+                {"id": contact, "org": org, "email": f"{contact}@example.com", "t": now},
+            )
+        connection.execute(_MEMBER, {"contact": "con_a", "org": "org_a", "t": now})
+        # What only a bug could have written: a membership of org_a's audience in org_b.
+        connection.execute(_MEMBER, {"contact": "con_b", "org": "org_b", "t": now})
+
+    with pytest.raises(RuntimeError, match="1 audience memberships name another organization"):
+        upgrade(url)
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM audience_members WHERE contact_id = 'con_b'"))
+    upgrade(url)
+
+    with engine.connect() as connection:
+        members = connection.execute(text("SELECT contact_id FROM audience_members")).all()
+        assert [tuple(row) for row in members] == [("con_a",)]
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(_MEMBER, {"contact": "con_b", "org": "org_b", "t": now})
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM organizations WHERE id = 'org_a'"))
+        assert connection.execute(text("SELECT count(*) FROM audience_members")).scalar() == 0
+    command.downgrade(alembic_config(url), "0002")
+    upgrade(url)
 
 
 _MEMBER = text(
@@ -225,82 +232,62 @@ _MESSAGE = text(
 
 
 def test_0006_keeps_every_message_and_lets_campaigns_outlive_their_audience(
-    backend: str, tmp_path: Path
+    scratch: tuple[str, Engine],
 ) -> None:
     """SQLite rebuilds ``campaigns``, which ``messages`` refers to with ON DELETE CASCADE: with
     foreign keys on, dropping the old copy would have deleted every message. After the upgrade,
     deleting the audience leaves its campaign (audience null) and the messages."""
-    if backend == "sqlite":
-        url, server = f"sqlite:///{tmp_path / 'upgrade.db'}", None
-    else:
-        server = POSTGRES_URL
-        url = create_database(server, "tidings_migration")
-    engine = make_engine(url)
+    url, engine = scratch
 
     def count(table: str) -> int:
         with engine.connect() as connection:
             return int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
 
-    try:
-        upgrade(url, "0005")
-        now = "2026-01-01 00:00:00"
-        with engine.begin() as connection:
-            for statement in (_ORG, _AUDIENCE, _CAMPAIGN):
-                connection.execute(statement, {"t": now})
-            for message in ("msg_1", "msg_2"):
-                connection.execute(_MESSAGE, {"id": message, "t": now})
-        upgrade(url)
-        assert (count("campaigns"), count("messages")) == (1, 2)
-        with engine.begin() as connection:
-            connection.execute(text("DELETE FROM audiences WHERE id = 'aud_a'"))
-            kept = connection.execute(text("SELECT audience_id FROM campaigns")).scalar_one()
-        assert kept is None
-        assert (count("campaigns"), count("messages")) == (1, 2)
-        command.downgrade(alembic_config(url), "0005")  # the old key: such campaigns go
-        assert (count("campaigns"), count("messages")) == (0, 0)
-        upgrade(url)
-    finally:
-        engine.dispose()
-        if server is not None:
-            drop_database(server, url)
+    upgrade(url, "0005")
+    now = "2026-01-01 00:00:00"
+    with engine.begin() as connection:
+        for statement in (_ORG, _AUDIENCE, _CAMPAIGN):
+            connection.execute(statement, {"t": now})
+        for message in ("msg_1", "msg_2"):
+            connection.execute(_MESSAGE, {"id": message, "t": now})
+    upgrade(url)
+    assert (count("campaigns"), count("messages")) == (1, 2)
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM audiences WHERE id = 'aud_a'"))
+        kept = connection.execute(text("SELECT audience_id FROM campaigns")).scalar_one()
+    assert kept is None
+    assert (count("campaigns"), count("messages")) == (1, 2)
+    command.downgrade(alembic_config(url), "0005")  # the old key: such campaigns go
+    assert (count("campaigns"), count("messages")) == (0, 0)
+    upgrade(url)
 
 
-def test_0007_counts_each_organization_contacts_once(backend: str, tmp_path: Path) -> None:
-    if backend == "sqlite":
-        url, server = f"sqlite:///{tmp_path / 'upgrade.db'}", None
-    else:
-        server = POSTGRES_URL
-        url = create_database(server, "tidings_migration")
-    engine = make_engine(url)
-    try:
-        upgrade(url, "0006")
-        now = "2026-01-01 00:00:00"
-        with engine.begin() as connection:
-            connection.execute(_ORG, {"t": now})
+def test_0007_counts_each_organization_contacts_once(scratch: tuple[str, Engine]) -> None:
+    url, engine = scratch
+    upgrade(url, "0006")
+    now = "2026-01-01 00:00:00"
+    with engine.begin() as connection:
+        connection.execute(_ORG, {"t": now})
+        connection.execute(
+            text(
+                "INSERT INTO organizations (id, name, timezone, created_at, updated_at) "
+                "VALUES ('org_empty', 'E', 'UTC', :t, :t)"
+            ),
+            {"t": now},
+        )
+        for i in range(3):
             connection.execute(
                 text(
-                    "INSERT INTO organizations (id, name, timezone, created_at, updated_at) "
-                    "VALUES ('org_empty', 'E', 'UTC', :t, :t)"
+                    "INSERT INTO contacts (id, org_id, email, metadata, created_at, "
+                    "updated_at) VALUES (:id, 'org_a', :email, '{}', :t, :t)"
                 ),
-                {"t": now},
+                {"id": f"con_{i}", "email": f"c{i}@example.com", "t": now},
             )
-            for i in range(3):
-                connection.execute(
-                    text(
-                        "INSERT INTO contacts (id, org_id, email, metadata, created_at, "
-                        "updated_at) VALUES (:id, 'org_a', :email, '{}', :t, :t)"
-                    ),
-                    {"id": f"con_{i}", "email": f"c{i}@example.com", "t": now},
-                )
-        upgrade(url)
-        with engine.connect() as connection:
-            counts = connection.execute(
-                text("SELECT id, contact_count FROM organizations ORDER BY id")
-            ).all()
-        assert [tuple(row) for row in counts] == [("org_a", 3), ("org_empty", 0)]
-        command.downgrade(alembic_config(url), "0006")
-        upgrade(url)
-    finally:
-        engine.dispose()
-        if server is not None:
-            drop_database(server, url)
+    upgrade(url)
+    with engine.connect() as connection:
+        counts = connection.execute(
+            text("SELECT id, contact_count FROM organizations ORDER BY id")
+        ).all()
+    assert [tuple(row) for row in counts] == [("org_a", 3), ("org_empty", 0)]
+    command.downgrade(alembic_config(url), "0006")
+    upgrade(url)
