@@ -42,7 +42,7 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     (in-process) and returning the connection to the pool wait on nothing. A write's COMMIT waits
     on the database and runs in the thread pool."""
     reading = request.method in SAFE_METHODS
-    async with _connection_turn(request.app.state, writing_to_sqlite=not reading and _sqlite()):
+    async with _connection_turn(request.app.state, writing=not reading):
         session = new_session(read_only=reading)
         try:
             yield session
@@ -61,9 +61,10 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 
 
 @asynccontextmanager
-async def _connection_turn(state: Any, *, writing_to_sqlite: bool) -> AsyncIterator[None]:
+async def _connection_turn(state: Any, *, writing: bool) -> AsyncIterator[None]:
     """A request waits here, on the event loop, until it may use the database: at most as many
-    at once as the pool has connections, and on SQLite one writer (its single write lock).
+    at once as the pool has connections, writers at most all but ``READ_CONNECTIONS`` of them
+    (a flood of writes leaves reads their own), and on SQLite one writer (its single lock).
 
     A request holds its connection (and on SQLite a writer its lock, ``BEGIN IMMEDIATE``)
     across several trips through the thread pool: the key lookup, the route, the commit. When
@@ -74,17 +75,19 @@ async def _connection_turn(state: Any, *, writing_to_sqlite: bool) -> AsyncItera
     connection can always finish, and the rest go in turn."""
     if getattr(state, "connection_turns", None) is None:  # one per app, as is its event loop
         state.connection_turns = asyncio.Semaphore(POOL_CONNECTIONS)
-        state.sqlite_writer = asyncio.Lock()
+        one_writer = get_settings().is_sqlite
+        state.writer_turns = asyncio.Semaphore(1 if one_writer else WRITE_CONNECTIONS)
     async with AsyncExitStack() as turns:
-        if writing_to_sqlite:  # first: a writer waiting for the lock keeps no reader waiting
-            await turns.enter_async_context(state.sqlite_writer)
+        if writing:  # first: a writer waiting for its turn holds no connection's
+            await turns.enter_async_context(state.writer_turns)
         await turns.enter_async_context(state.connection_turns)
         yield
 
 
-def _sqlite() -> bool:
-    return get_settings().is_sqlite
-
+# Of the pool's connections, how many only reads may use: under a flood of writes a list still
+# answers in its own time instead of queueing behind them.
+READ_CONNECTIONS = 10
+WRITE_CONNECTIONS = POOL_CONNECTIONS - READ_CONNECTIONS
 
 DbSession = Annotated[Session, Depends(get_session, scope="function")]
 

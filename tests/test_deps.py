@@ -1,0 +1,40 @@
+"""``deps.get_session``'s turns: how many requests may use the database at once, and whose."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+from tidings.db import POOL_CONNECTIONS
+from tidings.deps import READ_CONNECTIONS, WRITE_CONNECTIONS, _connection_turn
+
+
+def test_writers_leave_reads_their_own_connections(settings_env: None, backend: str) -> None:
+    """However many writers queue (one at a time on SQLite), a read gets a connection at once;
+    and no more requests than the pool has connections hold one."""
+
+    async def scenario() -> None:
+        state = SimpleNamespace()
+        writers = 1 if backend == "sqlite" else WRITE_CONNECTIONS
+        held = [_connection_turn(state, writing=True) for _ in range(writers)]
+        for turn in held:
+            await turn.__aenter__()
+        queued = asyncio.create_task(_enter(_connection_turn(state, writing=True)))
+        await asyncio.sleep(0.01)
+        assert not queued.done()  # the writers' share is taken
+        reads = [_connection_turn(state, writing=False) for _ in range(POOL_CONNECTIONS - writers)]
+        for turn in reads:
+            await asyncio.wait_for(turn.__aenter__(), timeout=1)  # no wait behind the writers
+        one_too_many = asyncio.create_task(_enter(_connection_turn(state, writing=False)))
+        await asyncio.sleep(0.01)
+        assert not one_too_many.done()  # every connection is in use
+        await held[0].__aexit__(None, None, None)
+        await asyncio.wait_for(one_too_many, timeout=1)  # the freed connection goes in turn
+        assert not queued.done()
+
+    assert READ_CONNECTIONS + WRITE_CONNECTIONS == POOL_CONNECTIONS
+    asyncio.run(scenario())
+
+
+async def _enter(turn: object) -> None:
+    await turn.__aenter__()  # type: ignore[attr-defined]
