@@ -45,6 +45,11 @@ class _Commands(TyperGroup):
                 raise
             human.print(f"[red]error:[/red] {NO_SCHEMA}")
             raise typer.Exit(code=1) from None
+        finally:
+            # Closed connections let SQLite remove its -wal and -shm files as the command ends.
+            from tidings.db import reset_engine
+
+            reset_engine()
 
 
 app = typer.Typer(
