@@ -230,3 +230,30 @@ def test_more_concurrent_writers_than_threads_all_get_through(
     assert all(codes == [201, 201, 201] for codes in statuses), statuses
     db.expire_all()
     assert db.scalar(select(Organization.contact_count).where(Organization.id == org.id)) == 180
+
+
+def test_concurrent_deletes_of_one_contact_count_it_out_once(
+    live_server: str, db: Session, backend: str
+) -> None:
+    """Each contact deleted by three requests at once: one 200, the others 404 (the one that
+    waited on the row lock finds it gone), and the organization's count drops once per contact
+    (it went negative: every waiting delete answered 200 and counted down again)."""
+    org = make_org(db)
+    headers = auth(make_key(db, org))
+    contacts = [make_contact(db, org, email=f"x{i}@example.com").id for i in range(8)]
+    survivor = make_contact(db, org, email="stays@example.com")
+
+    def delete(i: int) -> tuple[str, int]:
+        contact_id = contacts[i // 3]
+        with httpx.Client(base_url=live_server, timeout=60) as http:
+            return contact_id, http.delete(
+                f"/v1/contacts/{contact_id}", headers=headers
+            ).status_code
+
+    outcomes = _together(3 * len(contacts), delete)
+    for contact_id in contacts:
+        codes = sorted(code for cid, code in outcomes if cid == contact_id)
+        assert codes == [200, 404, 404], (contact_id, codes)
+    db.expire_all()
+    assert db.scalar(select(Organization.contact_count).where(Organization.id == org.id)) == 1
+    assert db.get(Contact, survivor.id) is not None

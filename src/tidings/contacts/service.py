@@ -262,7 +262,8 @@ def delete_contact(session: Session, actor: Principal, contact_id: str) -> None:
     to an audience meanwhile either finished first, and its membership is deleted and counted
     here, or waits and then fails its foreign-key check (``audiences.service.add_contacts``: a
     404). Without the lock, such a membership was removed by the row's cascade and its
-    audience's count stayed one too high.
+    audience's count stayed one too high. A second delete of the same contact waiting on the
+    lock finds it gone: a 404, so the organization's count drops once.
     """
     contact = get_contact(session, actor.org_id, contact_id)
     # The contact's audiences are locked first, in id order: the lock order of every other
@@ -274,11 +275,13 @@ def delete_contact(session: Session, actor: Principal, contact_id: str) -> None:
         .order_by(Audience.id)
         .with_for_update(of=Audience)
     ).all()
-    session.execute(
+    still_there = session.execute(
         select(Contact.id)
         .where(Contact.id == contact.id, org_filter(Contact, actor.org_id))
         .with_for_update()
-    ).all()
+    ).first()
+    if still_there is None:  # a concurrent delete of the same contact committed first
+        raise ContactNotFound(f"Contact {contact_id!r} not found.")
     audience_ids = list(
         session.scalars(
             delete(AudienceMember)
