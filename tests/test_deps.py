@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 from tidings.db import POOL_CONNECTIONS
@@ -33,7 +34,10 @@ def test_writers_leave_reads_their_own_connections(settings_env: None, backend: 
         assert not queued.done()
 
     assert READ_CONNECTIONS + WRITE_CONNECTIONS == POOL_CONNECTIONS
-    asyncio.run(scenario())
+    # A loop of its own, in a thread of its own: a browser test in this worker may have left one
+    # running in the main thread (Playwright's sync API), where asyncio.run() refuses to start.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, scenario()).result()
 
 
 async def _enter(turn: object) -> None:
