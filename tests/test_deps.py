@@ -6,8 +6,12 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
+import pytest
+
+from tidings import deps
 from tidings.db import POOL_CONNECTIONS
 from tidings.deps import READ_CONNECTIONS, WRITE_CONNECTIONS, _connection_turn
+from tidings.errors import ServiceUnavailable
 
 
 def test_writers_leave_reads_their_own_connections(settings_env: None, backend: str) -> None:
@@ -42,3 +46,21 @@ def test_writers_leave_reads_their_own_connections(settings_env: None, backend: 
 
 async def _enter(turn: object) -> None:
     await turn.__aenter__()  # type: ignore[attr-defined]
+
+
+def test_a_request_that_waits_too_long_for_its_turn_is_a_503(
+    settings_env: None, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deps, "TURN_TIMEOUT_SECONDS", 0.05)
+
+    async def scenario() -> None:
+        state = SimpleNamespace()
+        writers = 1 if backend == "sqlite" else WRITE_CONNECTIONS
+        held = [_connection_turn(state, writing=True) for _ in range(writers)]  # kept: in use
+        for turn in held:
+            await turn.__aenter__()
+        with pytest.raises(ServiceUnavailable, match="busy"):
+            await _connection_turn(state, writing=True).__aenter__()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, scenario()).result()

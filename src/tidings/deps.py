@@ -25,7 +25,7 @@ from tidings.auth import (
 )
 from tidings.config import get_settings
 from tidings.db import POOL_CONNECTIONS, new_session
-from tidings.errors import Forbidden, Unauthorized, UnsupportedMediaType
+from tidings.errors import Forbidden, ServiceUnavailable, Unauthorized, UnsupportedMediaType
 
 SESSION_COOKIE = "tidings_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -78,12 +78,19 @@ async def _connection_turn(state: Any, *, writing: bool) -> AsyncIterator[None]:
         one_writer = get_settings().is_sqlite
         state.writer_turns = asyncio.Semaphore(1 if one_writer else WRITE_CONNECTIONS)
     async with AsyncExitStack() as turns:
-        if writing:  # first: a writer waiting for its turn holds no connection's
-            await turns.enter_async_context(state.writer_turns)
-        await turns.enter_async_context(state.connection_turns)
+        try:
+            async with asyncio.timeout(TURN_TIMEOUT_SECONDS):
+                if writing:  # first: a writer waiting for its turn holds no connection's
+                    await turns.enter_async_context(state.writer_turns)
+                await turns.enter_async_context(state.connection_turns)
+        except TimeoutError:
+            raise ServiceUnavailable("The server is busy; retry shortly.") from None
         yield
 
 
+# How long a request waits for its turn before a 503 to retry: the pool's own timeout, which the
+# wait for a connection had before it moved here.
+TURN_TIMEOUT_SECONDS = 30
 # Of the pool's connections, how many only reads may use: under a flood of writes a list still
 # answers in its own time instead of queueing behind them.
 READ_CONNECTIONS = 10

@@ -6,6 +6,7 @@ does not block its key forever."""
 from __future__ import annotations
 
 import random
+import socket
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -257,3 +258,27 @@ def test_concurrent_deletes_of_one_contact_count_it_out_once(
     db.expire_all()
     assert db.scalar(select(Organization.contact_count).where(Organization.id == org.id)) == 1
     assert db.get(Contact, survivor.id) is not None
+
+
+def test_an_upload_that_stalls_holds_no_one_up(live_server: str, db: Session) -> None:
+    """A client sends an import's headers and part of its file, then stops. Its body is read
+    before it takes a turn at the database, so other writes go on (on SQLite they waited behind
+    it, and got 503s after 30 s)."""
+    org = make_org(db)
+    headers = auth(make_key(db, org))
+    audience = make_audience(db, org)
+    host, port = live_server.removeprefix("http://").split(":")
+    stalled = socket.create_connection((host, int(port)))
+    try:
+        stalled.sendall(
+            (
+                f"POST /v1/audiences/{audience.id}/import HTTP/1.1\r\nHost: {host}\r\n"
+                f"Authorization: {headers['Authorization']}\r\nContent-Type: text/csv\r\n"
+                "Content-Length: 100000\r\n\r\nemail\na@example.com\n"
+            ).encode()
+        )
+        with httpx.Client(base_url=live_server, timeout=20) as http:
+            created = http.post("/v1/contacts", headers=headers, json={"email": "b@example.com"})
+        assert created.status_code == 201, created.text
+    finally:
+        stalled.close()

@@ -57,7 +57,11 @@ def _csv_from_json(body: bytes) -> bytes:
 
 
 async def csv_body(request: Request) -> bytes:
-    """The CSV bytes from either content type; anything else is a 415 before the body is read."""
+    """The CSV bytes from either content type; anything else is a 415 before the body is read.
+
+    The routes resolve it before their session: the body is then read before the request takes
+    its turn at the database (``deps.get_session``). Resolved after, a client that sent part of
+    a file and stalled held that turn, and on SQLite every other write waited behind it."""
     media_type = media_type_of(request.headers.get("content-type", ""))
     if media_type not in (CSV_MEDIA_TYPE, JSON_MEDIA_TYPE):
         raise UnsupportedMediaType(
@@ -77,9 +81,9 @@ async def csv_body(request: Request) -> bytes:
 )
 def import_into_audience(
     audience_id: str,
+    data: Annotated[bytes, Depends(csv_body)],  # first: read before the request's database turn
     session: DbSession,
     principal: Annotated[Principal, Depends(require_scopes("write:audiences", "write:contacts"))],
-    data: Annotated[bytes, Depends(csv_body)],
 ) -> ImportResponse:
     """Header: ``email`` and/or ``phone``, optional ``name``; other columns become contact
     metadata (template variables). At most 10,000 rows. Bad rows are reported and left out."""
@@ -95,9 +99,9 @@ def import_into_audience(
 )
 def import_csv_internal(
     audience_id: str,
+    data: Annotated[bytes, Depends(csv_body)],  # first: read before the request's database turn
     session: DbSession,
     caller: Annotated[Principal | None, Depends(internal_caller)],
-    data: Annotated[bytes, Depends(csv_body)],
 ) -> ImportResponse:
     """Seed 002's internal import; the internal token acts in the audience's own organization."""
     actor = caller if caller is not None else service.internal_actor(session, audience_id)

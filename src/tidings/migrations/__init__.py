@@ -8,7 +8,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine
+
+from tidings.db import make_engine
 
 MIGRATIONS_DIR = Path(__file__).parent
 
@@ -29,7 +30,7 @@ def pending(url: str) -> tuple[set[str], set[str]]:
     """``(current, heads)``: the revisions the database is at and those ``upgrade`` would reach;
     equal when the schema is up to date. Raises ``OperationalError`` if the database is down."""
     heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
-    engine = create_engine(url)
+    engine = make_engine(url)  # its connect timeout: a host that drops packets fails in seconds
     try:
         with engine.connect() as connection:
             current = set(MigrationContext.configure(connection).get_current_heads())
