@@ -10,7 +10,7 @@ import pytest
 
 from tidings import deps
 from tidings.db import POOL_CONNECTIONS
-from tidings.deps import READ_CONNECTIONS, WRITE_CONNECTIONS, _connection_turn
+from tidings.deps import READ_CONNECTIONS, WRITE_CONNECTIONS, database_turn
 from tidings.errors import ServiceUnavailable
 
 
@@ -21,16 +21,16 @@ def test_writers_leave_reads_their_own_connections(settings_env: None, backend: 
     async def scenario() -> None:
         state = SimpleNamespace()
         writers = 1 if backend == "sqlite" else WRITE_CONNECTIONS
-        held = [_connection_turn(state, writing=True) for _ in range(writers)]
+        held = [database_turn(state, writing=True) for _ in range(writers)]
         for turn in held:
             await turn.__aenter__()
-        queued = asyncio.create_task(_enter(_connection_turn(state, writing=True)))
+        queued = asyncio.create_task(_enter(database_turn(state, writing=True)))
         await asyncio.sleep(0.01)
         assert not queued.done()  # the writers' share is taken
-        reads = [_connection_turn(state, writing=False) for _ in range(POOL_CONNECTIONS - writers)]
+        reads = [database_turn(state, writing=False) for _ in range(POOL_CONNECTIONS - writers)]
         for turn in reads:
             await asyncio.wait_for(turn.__aenter__(), timeout=1)  # no wait behind the writers
-        one_too_many = asyncio.create_task(_enter(_connection_turn(state, writing=False)))
+        one_too_many = asyncio.create_task(_enter(database_turn(state, writing=False)))
         await asyncio.sleep(0.01)
         assert not one_too_many.done()  # every connection is in use
         await held[0].__aexit__(None, None, None)
@@ -56,11 +56,11 @@ def test_a_request_that_waits_too_long_for_its_turn_is_a_503(
     async def scenario() -> None:
         state = SimpleNamespace()
         writers = 1 if backend == "sqlite" else WRITE_CONNECTIONS
-        held = [_connection_turn(state, writing=True) for _ in range(writers)]  # kept: in use
+        held = [database_turn(state, writing=True) for _ in range(writers)]  # kept: in use
         for turn in held:
             await turn.__aenter__()
         with pytest.raises(ServiceUnavailable, match="busy"):
-            await _connection_turn(state, writing=True).__aenter__()
+            await database_turn(state, writing=True).__aenter__()
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         pool.submit(asyncio.run, scenario()).result()

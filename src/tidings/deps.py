@@ -42,7 +42,7 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     (in-process) and returning the connection to the pool wait on nothing. A write's COMMIT waits
     on the database and runs in the thread pool."""
     reading = request.method in SAFE_METHODS
-    async with _connection_turn(request.app.state, writing=not reading):
+    async with database_turn(request.app.state, writing=not reading):
         session = new_session(read_only=reading)
         try:
             yield session
@@ -61,8 +61,9 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 
 
 @asynccontextmanager
-async def _connection_turn(state: Any, *, writing: bool) -> AsyncIterator[None]:
-    """A request waits here, on the event loop, until it may use the database: at most as many
+async def database_turn(state: Any, *, writing: bool) -> AsyncIterator[None]:
+    """A request waits here, on the event loop, until it may use the database (``state`` is the
+    app's: ``request.app.state``; the idempotency middleware takes turns too): at most as many
     at once as the pool has connections, writers at most all but ``READ_CONNECTIONS`` of them
     (a flood of writes leaves reads their own), and on SQLite one writer (its single lock).
 

@@ -20,7 +20,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tidings.auth import credential_fingerprint
 from tidings.config import get_settings
 from tidings.db import session_scope
-from tidings.deps import is_json, media_type_of
+from tidings.deps import database_turn, is_json, media_type_of
+from tidings.errors import ServiceUnavailable
 from tidings.models import IdempotencyKey
 from tidings.timeutil import utcnow
 
@@ -52,6 +53,12 @@ async def _send_json(
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def _send_unavailable(send: Send, message: str) -> None:
+    """The app's 503 (``errors``), for what fails here, outside the routes and their handlers."""
+    body = _error_body(503, "service_unavailable", message)
+    await _send_json(send, 503, body, [(b"retry-after", b"1")])
 
 
 class BodyLimitMiddleware:
@@ -236,19 +243,18 @@ class IdempotencyMiddleware:
         owner = credential_fingerprint(credential.decode("latin-1"))
         request_hash = request_fingerprint(scope, headers.get(b"content-type", b""), body)
 
+        state = scope["app"].state
         try:
-            existing = await run_in_threadpool(_claim, owner, key, request_hash)
+            # A turn like any request's (``deps.database_turn``): a thread blocked here waiting
+            # for a connection or SQLite's lock would take one a turn holder needs to finish.
+            async with database_turn(state, writing=True):
+                existing = await run_in_threadpool(_claim, owner, key, request_hash)
+        except ServiceUnavailable as exc:  # outside the routes: the app's handlers cannot see it
+            await _send_unavailable(send, exc.message)
+            return
         except (OperationalError, DBAPIError) as exc:
             if isinstance(exc, OperationalError) or exc.connection_invalidated:
-                # Outside the routes, so the app's 503 handler cannot see it: answer it here.
-                await _send_json(
-                    send,
-                    503,
-                    _error_body(
-                        503, "service_unavailable", "The database is unavailable; retry shortly."
-                    ),
-                    [(b"retry-after", b"1")],
-                )
+                await _send_unavailable(send, "The database is unavailable; retry shortly.")
                 return
             raise
         if existing is not None:
@@ -259,6 +265,12 @@ class IdempotencyMiddleware:
     async def _run_and_store(
         self, scope: Scope, body: bytes, send: Send, owner: str, key: str
     ) -> None:
+        state = scope["app"].state
+
+        async def settle(step: Callable[..., None], *args: object) -> None:
+            async with database_turn(state, writing=True):
+                await run_in_threadpool(step, owner, key, *args)
+
         status = 500
         chunks: list[bytes] = []
         held: list[Message] = []
@@ -284,16 +296,16 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, replay_receive, holding_send)
         except BaseException:
-            with contextlib.suppress(DBAPIError):
-                await run_in_threadpool(_release, owner, key)
+            with contextlib.suppress(DBAPIError, ServiceUnavailable):
+                await settle(_release)
             raise
         # If recording fails (the database went away after the route committed), the answer
         # still goes out; the claim stays "in progress" and is reclaimed after ABANDONED_AFTER.
-        with contextlib.suppress(DBAPIError):
+        with contextlib.suppress(DBAPIError, ServiceUnavailable):
             if status >= 500:
-                await run_in_threadpool(_release, owner, key)
+                await settle(_release)
             else:
-                await run_in_threadpool(_finish, owner, key, status, b"".join(chunks))
+                await settle(_finish, status, b"".join(chunks))
         for msg in held:
             await send(msg)
 
