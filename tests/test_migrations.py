@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -291,3 +292,29 @@ def test_0007_counts_each_organization_contacts_once(scratch: tuple[str, Engine]
     assert [tuple(row) for row in counts] == [("org_a", 3), ("org_empty", 0)]
     command.downgrade(alembic_config(url), "0006")
     upgrade(url)
+
+
+def test_rows_dangling_from_before_do_not_stop_an_upgrade(backend: str, tmp_path: Path) -> None:
+    """SQLite migrations run with foreign keys off and fail on dangling keys they leave; a row
+    that dangled before (written with keys off, say by the sqlite3 shell) is not theirs, and
+    must not stop every later start, each of which upgrades the embedded database."""
+    if backend != "sqlite":
+        pytest.skip("SQLite's foreign key check")
+    path = tmp_path / "dangling.db"
+    url = f"sqlite:///{path}"
+    upgrade(url, "0006")
+    with sqlite3.connect(path) as raw:  # foreign keys off, as the sqlite3 shell has them
+        raw.execute(
+            "INSERT INTO audiences (id, org_id, name, slug, contact_count, created_at, "
+            "updated_at) VALUES ('aud_x', 'org_gone', 'X', 'x', 0, '2026-01-01', '2026-01-01')"
+        )
+    upgrade(url)
+    upgrade(url)  # nothing to do: still no complaint
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM organizations")).scalar() == 0
+            columns = connection.exec_driver_sql("PRAGMA table_info(organizations)").all()
+            assert "contact_count" in {column[1] for column in columns}  # 0007 applied
+    finally:
+        engine.dispose()
