@@ -1,12 +1,14 @@
 """HTTP for CSV imports: the internal route and its public twin share one code path.
 
-Both read the body the same way (``csv_body``) and call ``service.import_csv``; they differ only in
-who may call them: an owner's dashboard session or the internal token on ``/api/internal``, an API
-key with ``write:audiences`` and ``write:contacts`` on ``/v1`` and ``/api/v1``.
+Both read the body the same way (``read_upload``, then ``Upload.csv``) and call
+``service.import_csv``; they differ only in who may call them: an owner's dashboard session or the
+internal token on ``/api/internal``, an API key with ``write:audiences`` and ``write:contacts`` on
+``/v1`` and ``/api/v1``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -24,6 +26,7 @@ internal_router = APIRouter(tags=["internal"])
 
 CSV_MEDIA_TYPE = "text/csv"
 JSON_MEDIA_TYPE = "application/json"
+CSV_TYPES = (CSV_MEDIA_TYPE, JSON_MEDIA_TYPE)  # the two ways to send a file
 
 _REQUEST_BODY: dict[str, Any] = {
     "requestBody": {
@@ -56,20 +59,31 @@ def _csv_from_json(body: bytes) -> bytes:
         raise InvalidCsv("the CSV text contains unpaired surrogates; send valid Unicode") from None
 
 
-async def csv_body(request: Request) -> bytes:
-    """The CSV bytes from either content type; anything else is a 415 before the body is read.
+@dataclass(frozen=True)
+class Upload:
+    """The request's body as it came: read by ``read_upload``, judged by ``csv``."""
 
-    The routes resolve it before their session: the body is then read before the request takes
-    its turn at the database (``deps.get_session``). Resolved after, a client that sent part of
-    a file and stalled held that turn, and on SQLite every other write waited behind it."""
+    media_type: str
+    body: bytes
+
+    def csv(self) -> bytes:
+        """The CSV bytes from either content type; anything else is a 415. The routes call it
+        after authentication, so a caller without access gets its 401 or 403 first."""
+        if self.media_type not in CSV_TYPES:
+            raise UnsupportedMediaType(
+                "send the file as 'Content-Type: text/csv', "
+                'or as \'Content-Type: application/json\' with {"csv": "<the CSV text>"}'
+            )
+        return self.body if self.media_type == CSV_MEDIA_TYPE else _csv_from_json(self.body)
+
+
+async def read_upload(request: Request) -> Upload:
+    """The body, read before the request's turn at the database (``deps.get_session``): the
+    routes declare it before their session. Read after, a client that sent part of a file and
+    stalled held that turn, and on SQLite every other write waited behind it. A body in another
+    content type is not read at all (``Upload.csv`` refuses it)."""
     media_type = media_type_of(request.headers.get("content-type", ""))
-    if media_type not in (CSV_MEDIA_TYPE, JSON_MEDIA_TYPE):
-        raise UnsupportedMediaType(
-            "send the file as 'Content-Type: text/csv', "
-            'or as \'Content-Type: application/json\' with {"csv": "<the CSV text>"}'
-        )
-    body = await request.body()
-    return body if media_type == CSV_MEDIA_TYPE else _csv_from_json(body)
+    return Upload(media_type, await request.body() if media_type in CSV_TYPES else b"")
 
 
 @router.post(
@@ -81,12 +95,13 @@ async def csv_body(request: Request) -> bytes:
 )
 def import_into_audience(
     audience_id: str,
-    data: Annotated[bytes, Depends(csv_body)],  # first: read before the request's database turn
+    upload: Annotated[Upload, Depends(read_upload)],  # first: read before the database turn
     session: DbSession,
     principal: Annotated[Principal, Depends(require_scopes("write:audiences", "write:contacts"))],
 ) -> ImportResponse:
     """Header: ``email`` and/or ``phone``, optional ``name``; other columns become contact
     metadata (template variables). At most 10,000 rows. Bad rows are reported and left out."""
+    data = upload.csv()
     return ImportResponse.from_result(service.import_csv(session, principal, audience_id, data))
 
 
@@ -99,10 +114,11 @@ def import_into_audience(
 )
 def import_csv_internal(
     audience_id: str,
-    data: Annotated[bytes, Depends(csv_body)],  # first: read before the request's database turn
+    upload: Annotated[Upload, Depends(read_upload)],  # first: read before the database turn
     session: DbSession,
     caller: Annotated[Principal | None, Depends(internal_caller)],
 ) -> ImportResponse:
     """Seed 002's internal import; the internal token acts in the audience's own organization."""
+    data = upload.csv()
     actor = caller if caller is not None else service.internal_actor(session, audience_id)
     return ImportResponse.from_result(service.import_csv(session, actor, audience_id, data))
