@@ -174,6 +174,6 @@ def list_available(
     total = (
         None
         if (search or "").strip()
-        else contacts_total(session, principal.org_id) - audience.contact_count
+        else max(0, contacts_total(session, principal.org_id) - audience.contact_count)
     )
     return paginate(session, stmt, paging, contact_out, total=total)
