@@ -20,7 +20,7 @@ from tidings.audiences.schemas import (
 )
 from tidings.auth import Principal
 from tidings.contacts.schemas import ContactOut, ObjectId, Search, SuccessOut, contact_out
-from tidings.contacts.service import contacts_total
+from tidings.contacts.service import contacts_total, narrows
 from tidings.deps import DbSession, require_scope
 from tidings.errors import error_responses
 from tidings.pagination import Page, PageParams, page_params, paginate
@@ -106,7 +106,7 @@ def list_members(
     audience = service.get_audience(session, principal.org_id, audience_id)
     stmt = service.members_stmt(audience, search)
     # Without a search the maintained count is the total: no COUNT over the membership table.
-    total = None if (search or "").strip() else audience.contact_count
+    total = None if narrows(search) else audience.contact_count
     return paginate(session, stmt, paging, contact_out, total=total)
 
 
@@ -173,7 +173,7 @@ def list_available(
     # Without a search: every contact of the organization but the members, both maintained.
     total = (
         None
-        if (search or "").strip()
+        if narrows(search)
         else max(0, contacts_total(session, principal.org_id) - audience.contact_count)
     )
     return paginate(session, stmt, paging, contact_out, total=total)

@@ -35,7 +35,7 @@ def list_contacts(
     """Contacts of your organization, newest first."""
     stmt = service.list_contacts_stmt(principal.org_id, search)
     # Without a search the maintained count is the total: no COUNT over the organization.
-    total = None if (search or "").strip() else service.contacts_total(session, principal.org_id)
+    total = None if service.narrows(search) else service.contacts_total(session, principal.org_id)
     return paginate(session, stmt, paging, contact_out, total=total)
 
 

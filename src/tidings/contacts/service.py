@@ -62,13 +62,19 @@ class SearchMatch(Enum):
     BY_FIELD = "by_field"  # a term holding the separator: the joined text's candidates, by field
 
 
+def narrows(term: str | None) -> bool:
+    """Whether ``search`` narrows a contact list: a blank term lists every contact, so such a
+    list's total is a maintained count rather than a count of its matches."""
+    return bool((term or "").strip())
+
+
 def search_values(term: str | None) -> tuple[SearchMatch, dict[str, str]]:
     """How ``term`` is matched and the value of ``SEARCH_PATTERN``: a case-insensitive substring
     of name, email or phone. LIKE wildcards in the term are escaped so ``50%`` searches for the
     text, not a pattern."""
-    term = (term or "").strip()
-    if not term:
+    if not narrows(term):
         return SearchMatch.NONE, {}
+    term = (term or "").strip()
     how = SearchMatch.BY_FIELD if SEARCH_SEPARATOR in term else SearchMatch.JOINED
     return how, {"search_pattern": substring_pattern(term)}
 
