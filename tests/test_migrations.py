@@ -15,6 +15,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from tests.conftest import POSTGRES_URL
+from tidings import migrations
 from tidings.db import get_engine, make_engine
 from tidings.migrations import alembic_config, upgrade
 from tidings.models import SEARCH_INDEX, Base, alembic_compares
@@ -318,3 +319,18 @@ def test_rows_dangling_from_before_do_not_stop_an_upgrade(backend: str, tmp_path
             assert "contact_count" in {column[1] for column in columns}  # 0007 applied
     finally:
         engine.dispose()
+
+
+def test_a_database_at_the_heads_is_left_alone(
+    scratch: tuple[str, Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every CLI command upgrades the embedded database first; with nothing to apply, the
+    migration environment (and its scan of every SQLite table for dangling keys) is skipped."""
+    url, _ = scratch
+    upgrade(url)
+
+    def started(*_args: object) -> None:
+        raise AssertionError("the migration environment ran with nothing to apply")
+
+    monkeypatch.setattr(migrations.command, "upgrade", started)
+    upgrade(url)

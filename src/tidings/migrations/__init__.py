@@ -9,6 +9,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from tidings.config import get_settings
 from tidings.db import make_engine
 
 MIGRATIONS_DIR = Path(__file__).parent
@@ -23,6 +24,13 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def upgrade(url: str | None = None, revision: str = "head") -> None:
+    """Migrate to ``revision``. A database already at the heads is left alone without starting
+    the migration environment, whose checks cost a scan of every SQLite table twice (``env.py``):
+    the embedded database is upgraded at the start of every CLI command and of ``serve``."""
+    if revision == "head":
+        current, heads = pending(url or get_settings().database_url)
+        if current == heads:
+            return
     command.upgrade(alembic_config(url), revision)
 
 
