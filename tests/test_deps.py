@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -20,10 +22,8 @@ def test_writers_leave_reads_their_own_connections(settings_env: None, backend: 
 
     async def scenario() -> None:
         state = SimpleNamespace()
-        writers = 1 if backend == "sqlite" else WRITE_CONNECTIONS
-        held = [database_turn(state, writing=True) for _ in range(writers)]
-        for turn in held:
-            await turn.__aenter__()
+        held = await _every_writer_turn(state, backend)
+        writers = len(held)
         queued = asyncio.create_task(_enter(database_turn(state, writing=True)))
         await asyncio.sleep(0.01)
         assert not queued.done()  # the writers' share is taken
@@ -38,10 +38,27 @@ def test_writers_leave_reads_their_own_connections(settings_env: None, backend: 
         assert not queued.done()
 
     assert READ_CONNECTIONS + WRITE_CONNECTIONS == POOL_CONNECTIONS
-    # A loop of its own, in a thread of its own: a browser test in this worker may have left one
-    # running in the main thread (Playwright's sync API), where asyncio.run() refuses to start.
+    _run(scenario())
+
+
+def _run(scenario: Coroutine[Any, Any, None]) -> None:
+    """A loop of its own, in a thread of its own: a browser test in this worker may have left
+    one running in the main thread (Playwright's sync API), where asyncio.run() refuses to
+    start."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, scenario()).result()
+        pool.submit(asyncio.run, scenario).result()
+
+
+async def _every_writer_turn(state: SimpleNamespace, backend: str) -> list[Any]:
+    """Every writer turn there is (one on SQLite), taken and kept: a turn no longer referenced
+    would be given back."""
+    held = [
+        database_turn(state, writing=True)
+        for _ in range(1 if backend == "sqlite" else WRITE_CONNECTIONS)
+    ]
+    for turn in held:
+        await turn.__aenter__()
+    return held
 
 
 async def _enter(turn: object) -> None:
@@ -55,12 +72,9 @@ def test_a_request_that_waits_too_long_for_its_turn_is_a_503(
 
     async def scenario() -> None:
         state = SimpleNamespace()
-        writers = 1 if backend == "sqlite" else WRITE_CONNECTIONS
-        held = [database_turn(state, writing=True) for _ in range(writers)]  # kept: in use
-        for turn in held:
-            await turn.__aenter__()
+        held = await _every_writer_turn(state, backend)
         with pytest.raises(ServiceUnavailable, match="busy"):
             await database_turn(state, writing=True).__aenter__()
+        assert held  # still in use while the last writer waited
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, scenario()).result()
+    _run(scenario())
