@@ -7,21 +7,34 @@ the organization. So the statements the API runs are explained here, not just ru
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Callable
+from typing import Any, cast
 
 import pytest
 from psycopg import sql
-from sqlalchemy import Table, text
+from sqlalchemy import Select, Table, event, text
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session
 
 from tests.factories import make_audience, make_contact, make_org
-from tidings.audiences.service import available_stmt, members_stmt
-from tidings.contacts.service import list_contacts_stmt
+from tidings.audiences.service import (
+    _available_template,
+    _members_template,
+    available_stmt,
+    members_stmt,
+)
+from tidings.contacts import trigrams
+from tidings.contacts.service import (
+    SearchMatch,
+    SearchShape,
+    _contacts_template,
+    list_contacts_stmt,
+)
 from tidings.db import Prepared, bulk_insert
 from tidings.ids import new_id
 from tidings.imports.store import CONTACT_COLUMNS, MEMBER_COLUMNS
-from tidings.models import SEARCH_INDEX, AudienceMember, Contact
+from tidings.models import SEARCH_INDEX, Audience, AudienceMember, Contact, Organization
+from tidings.pagination import PageParams, paginate
 from tidings.timeutil import utcnow
 
 
@@ -72,16 +85,16 @@ def test_every_contact_search_is_served_by_the_search_index(
     )
     db.execute(text("ANALYZE contacts"))
     for stmt in (
-        list_contacts_stmt(org.id, "c12345@"),
-        members_stmt(audience, "Person 12345"),
-        available_stmt(audience, "son 12345"),
+        list_contacts_stmt(db, org.id, "c12345@"),
+        members_stmt(db, audience, "Person 12345"),
+        available_stmt(db, audience, "son 12345"),
         # A term with the separator: the index finds candidates, each field is then checked.
-        list_contacts_stmt(org.id, "Person 12345\nc12345"),
+        list_contacts_stmt(db, org.id, "Person 12345\nc12345"),
     ):
         assert SEARCH_INDEX in _plan(db, stmt), _plan(db, stmt)
     # Knowing nothing of the values, the planner may start elsewhere for an audience; for the
     # organization's contacts the search is the only selective condition.
-    searched = list_contacts_stmt(org.id, "c12345@")
+    searched = list_contacts_stmt(db, org.id, "c12345@")
     assert SEARCH_INDEX in _plan(db, searched, generic=True), _plan(db, searched, generic=True)
 
 
@@ -95,3 +108,103 @@ def test_analyze_keeps_no_sample_of_the_search_text(postgres_only: None, db: Ses
     sampled = text("SELECT count(*) FROM pg_stats WHERE tablename = :index")
     assert db.scalar(sampled, {"index": SEARCH_INDEX}) == 0
     assert db.scalar(sampled, {"index": "contacts"}) > 0
+
+
+def test_the_trigrams_of_a_value_are_pg_trgms(postgres_only: None, db: Session) -> None:
+    """``contacts.trigrams`` estimates what the index holds; it must cut words as pg_trgm does."""
+    for value in ("Ann", "Jo-Ann O'Neil 7", "user98765@example15.com", "+14155550123", "a_b%c\\d"):
+        indexed = db.scalars(text("SELECT unnest(show_trgm(:value))"), {"value": value})
+        assert trigrams.trigrams(value) == set(indexed), value
+
+
+def _searchable(db: Session, count: int) -> tuple[Organization, Audience]:
+    """``count`` contacts whose addresses all read user…@example.com, half of them members, in
+    the index and analysed as autovacuum would have left them."""
+    org = make_org(db)
+    now = utcnow()
+    rows = [
+        (new_id("con"), org.id, f"user{i}@example.com", None, f"Person {i}", {}, now, now)
+        for i in range(count)
+    ]
+    bulk_insert(db, cast(Table, Contact.__table__), CONTACT_COLUMNS, rows)
+    audience = make_audience(db, org)
+    members = [(audience.id, row[0], org.id, now) for row in rows[::2]]
+    bulk_insert(db, cast(Table, AudienceMember.__table__), MEMBER_COLUMNS, members)
+    db.commit()
+    db.execute(
+        text("SELECT gin_clean_pending_list(CAST(:index AS regclass))"), {"index": SEARCH_INDEX}
+    )
+    db.execute(text("ANALYZE contacts"))
+    trigrams.forget_shares()
+    return org, audience
+
+
+def test_a_led_search_looks_up_its_rare_piece_first(postgres_only: None, db: Session) -> None:
+    """Every address holds "use", "ser", "exa", "com": a pasted address is looked up by a piece
+    without them first, and the whole address then checked on the few contacts it leaves."""
+    org, audience = _searchable(db, 20_000)
+    for query in (
+        list_contacts_stmt(db, org.id, "user12345@example.com"),
+        members_stmt(db, audience, "USER12344@"),
+        available_stmt(db, audience, "user12345@Example"),
+    ):
+        lead, whole = query.values["lead_pattern"], query.values["search_pattern"]
+        assert lead.strip("%").lower() in whole.lower() and "use" not in lead.lower(), lead
+        plan = _plan(db, query)
+        assert SEARCH_INDEX in plan, plan
+        index_condition = plan[plan.index("Index Cond") :]  # spans lines: the text has newlines
+        assert index_condition.index(f"'{lead}'") < index_condition.index(f"'{whole}'"), plan
+
+
+UNLED_TEMPLATES: dict[object, Callable[[SearchShape], Select[Any]]] = {
+    list_contacts_stmt: _contacts_template,
+    members_stmt: _members_template,
+    available_stmt: _available_template,
+}
+
+
+@pytest.mark.parametrize("term", ["user1234@example.com", "ser2345", "son\nuser2345@", "USER2345"])
+def test_a_led_search_finds_what_the_whole_term_finds(
+    postgres_only: None, db: Session, term: str
+) -> None:
+    org, audience = _searchable(db, 3_000)
+    params = PageParams(page=1, limit=100)
+    how = SearchMatch.BY_FIELD if "\n" in term else SearchMatch.JOINED
+    for build, owner in (
+        (list_contacts_stmt, org.id),
+        (members_stmt, audience),
+        (available_stmt, audience),
+    ):
+        led = build(db, owner, term)  # type: ignore[operator]
+        assert "lead_pattern" in led.values, (term, led.values)
+        values = {name: value for name, value in led.values.items() if name != "lead_pattern"}
+        whole = Prepared(UNLED_TEMPLATES[build](SearchShape(how)), values)
+        found = paginate(db, led, params, lambda contact: contact.id)
+        if build is list_contacts_stmt and how is SearchMatch.JOINED:
+            assert found.total > 0  # (a term holding the separator matches no single field)
+        assert found == paginate(db, whole, params, lambda contact: contact.id)
+
+
+def test_statistics_are_read_once_in_a_while(
+    postgres_only: None, db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Statistics change only when ANALYZE runs: a search reads them at most every few minutes."""
+    reads: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "pg_stats" in statement:
+            reads.append(statement)
+
+    trigrams.forget_shares()
+    event.listen(db.get_bind(), "before_cursor_execute", count)
+    try:
+        clock = trigrams.time.monotonic()
+        monkeypatch.setattr(trigrams.time, "monotonic", lambda: clock)
+        list_contacts_stmt(db, "org_x", "user1@example.com")
+        list_contacts_stmt(db, "org_x", "user2@example.com")
+        assert len(reads) == 1
+        clock += trigrams.SHARES_TTL_SECONDS + 1
+        list_contacts_stmt(db, "org_x", "user3@example.com")
+        assert len(reads) == 2
+    finally:
+        event.remove(db.get_bind(), "before_cursor_execute", count)

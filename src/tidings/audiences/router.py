@@ -104,7 +104,7 @@ def list_members(
 ) -> Page[ContactOut]:
     """Contacts in this audience, newest first."""
     audience = service.get_audience(session, principal.org_id, audience_id)
-    stmt = service.members_stmt(audience, search)
+    stmt = service.members_stmt(session, audience, search)
     # Without a search the maintained count is the total: no COUNT over the membership table.
     total = None if narrows(search) else audience.contact_count
     return paginate(session, stmt, paging, contact_out, total=total)
@@ -169,7 +169,7 @@ def list_available(
 ) -> Page[ContactOut]:
     """Contacts of your organization that are not in this audience (for a picker)."""
     audience = service.get_audience(session, principal.org_id, audience_id)
-    stmt = service.available_stmt(audience, search)
+    stmt = service.available_stmt(session, audience, search)
     # Without a search: every contact of the organization but the members, both maintained.
     total = (
         None

@@ -20,7 +20,7 @@ from tidings.audit.service import record_event
 from tidings.auth import Principal
 from tidings.contacts.service import (
     ORG_ID,
-    SearchMatch,
+    SearchShape,
     contacts_in_org,
     newest_first,
     search_values,
@@ -216,40 +216,43 @@ AUDIENCE_ID = bindparam("audience_id", type_=String)
 
 
 @lru_cache
-def _members_template(how: SearchMatch) -> Select[Any]:
+def _members_template(shape: SearchShape) -> Select[Any]:
     stmt = (
         for_org(Contact, ORG_ID)
         .join(AudienceMember, AudienceMember.contact_id == Contact.id)
         .where(AudienceMember.audience_id == AUDIENCE_ID)
     )
-    return newest_first(stmt, how)
+    return newest_first(stmt, shape)
 
 
 @lru_cache
-def _available_template(how: SearchMatch) -> Select[Any]:
+def _available_template(shape: SearchShape) -> Select[Any]:
     """Contacts of the org that are not members (an anti-join on the membership primary key)."""
     is_member = exists().where(
         AudienceMember.audience_id == AUDIENCE_ID, AudienceMember.contact_id == Contact.id
     )
-    return newest_first(for_org(Contact, ORG_ID).where(~is_member), how)
+    return newest_first(for_org(Contact, ORG_ID).where(~is_member), shape)
 
 
-def members_stmt(audience: Audience, search: str | None) -> Prepared:
+def members_stmt(session: Session, audience: Audience, search: str | None) -> Prepared:
     """The audience's members, newest first, narrowed to ``search``."""
-    return _for_audience(_members_template, audience, search)
+    return _for_audience(session, _members_template, audience, search)
 
 
-def available_stmt(audience: Audience, search: str | None) -> Prepared:
+def available_stmt(session: Session, audience: Audience, search: str | None) -> Prepared:
     """The organization's contacts that are not in the audience, newest first."""
-    return _for_audience(_available_template, audience, search)
+    return _for_audience(session, _available_template, audience, search)
 
 
 def _for_audience(
-    template: Callable[[SearchMatch], Select[Any]], audience: Audience, search: str | None
+    session: Session,
+    template: Callable[[SearchShape], Select[Any]],
+    audience: Audience,
+    search: str | None,
 ) -> Prepared:
-    how, values = search_values(search)
+    shape, values = search_values(session, search)
     return Prepared(
-        template(how), {"org_id": audience.org_id, "audience_id": audience.id, **values}
+        template(shape), {"org_id": audience.org_id, "audience_id": audience.id, **values}
     )
 
 

@@ -33,7 +33,7 @@ def list_contacts(
     session: DbSession, principal: Reader, paging: Paging, search: Search = None
 ) -> Page[ContactOut]:
     """Contacts of your organization, newest first."""
-    stmt = service.list_contacts_stmt(principal.org_id, search)
+    stmt = service.list_contacts_stmt(session, principal.org_id, search)
     # Without a search the maintained count is the total: no COUNT over the organization.
     total = None if service.narrows(search) else service.contacts_total(session, principal.org_id)
     return paginate(session, stmt, paging, contact_out, total=total)
