@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from tests.factories import ApiClient
 from tidings.config import get_settings
+from tidings.contacts import trigrams
 from tidings.db import get_engine, new_session, reset_engine
 from tidings.migrations import upgrade
 from tidings.models import Base
@@ -95,6 +96,7 @@ def settings_env(
     if get_engine.cache_info().currsize and str(get_engine().url) != str(make_url(database_url)):
         reset_engine()
     _empty_tables(database_url)
+    trigrams.forget_shares()  # the kept statistics describe an earlier test's contacts
     yield
     get_settings.cache_clear()
 

@@ -7,27 +7,21 @@ the organization. So the statements the API runs are explained here, not just ru
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, cast
+from typing import cast
 
 import pytest
 from psycopg import sql
-from sqlalchemy import Select, Table, event, text
+from sqlalchemy import Table, event, text
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session
 
 from tests.factories import make_audience, make_contact, make_org
 from tidings.audiences.service import (
-    _available_template,
-    _members_template,
     available_stmt,
     members_stmt,
 )
 from tidings.contacts import trigrams
 from tidings.contacts.service import (
-    SearchMatch,
-    SearchShape,
-    _contacts_template,
     list_contacts_stmt,
 )
 from tidings.db import Prepared, bulk_insert
@@ -119,16 +113,24 @@ def test_the_trigrams_of_a_value_are_pg_trgms(postgres_only: None, db: Session) 
 
 def _searchable(db: Session, count: int) -> tuple[Organization, Audience]:
     """``count`` contacts whose addresses all read user…@example.com, half of them members, in
-    the index and analysed as autovacuum would have left them."""
+    the index and analysed as autovacuum would have left them; and decoys, a member and not,
+    that hold a term's rarer piece but not the term (``other1234@`` for ``user1234@``), or a
+    backslash inside that piece (which, unescaped, would drop them from the lead's matches)."""
     org = make_org(db)
     now = utcnow()
-    rows = [
-        (new_id("con"), org.id, f"user{i}@example.com", None, f"Person {i}", {}, now, now)
-        for i in range(count)
+
+    def row(email: str, name: str) -> tuple[object, ...]:
+        return (new_id("con"), org.id, email, None, name, {}, now, now)
+
+    rows = [row(f"user{i}@example.com", f"Person {i}") for i in range(count)]
+    decoys = [
+        row(f"other{i}@example.{tld}", f"user{i} kqz\\wvy")
+        for i in (1234, 2345)
+        for tld in ("com", "org")
     ]
-    bulk_insert(db, cast(Table, Contact.__table__), CONTACT_COLUMNS, rows)
+    bulk_insert(db, cast(Table, Contact.__table__), CONTACT_COLUMNS, rows + decoys)
     audience = make_audience(db, org)
-    members = [(audience.id, row[0], org.id, now) for row in rows[::2]]
+    members = [(audience.id, row[0], org.id, now) for row in rows[::2] + decoys[::2]]
     bulk_insert(db, cast(Table, AudienceMember.__table__), MEMBER_COLUMNS, members)
     db.commit()
     db.execute(
@@ -156,33 +158,35 @@ def test_a_led_search_looks_up_its_rare_piece_first(postgres_only: None, db: Ses
         assert index_condition.index(f"'{lead}'") < index_condition.index(f"'{whole}'"), plan
 
 
-UNLED_TEMPLATES: dict[object, Callable[[SearchShape], Select[Any]]] = {
-    list_contacts_stmt: _contacts_template,
-    members_stmt: _members_template,
-    available_stmt: _available_template,
-}
-
-
-@pytest.mark.parametrize("term", ["user1234@example.com", "ser2345", "son\nuser2345@", "USER2345"])
+@pytest.mark.parametrize(
+    "term", ["user1234@example.com", "ser2345", "USER2345 KQZ\\wvy", "son\nuser2345@"]
+)
 def test_a_led_search_finds_what_the_whole_term_finds(
-    postgres_only: None, db: Session, term: str
+    postgres_only: None, db: Session, monkeypatch: pytest.MonkeyPatch, term: str
 ) -> None:
+    """The decoys match the lead, or would if it were not escaped: only the whole term's
+    condition keeps them out."""
     org, audience = _searchable(db, 3_000)
     params = PageParams(page=1, limit=100)
-    how = SearchMatch.BY_FIELD if "\n" in term else SearchMatch.JOINED
-    for build, owner in (
+    lists = (
         (list_contacts_stmt, org.id),
         (members_stmt, audience),
         (available_stmt, audience),
-    ):
-        led = build(db, owner, term)  # type: ignore[operator]
-        assert "lead_pattern" in led.values, (term, led.values)
-        values = {name: value for name, value in led.values.items() if name != "lead_pattern"}
-        whole = Prepared(UNLED_TEMPLATES[build](SearchShape(how)), values)
-        found = paginate(db, led, params, lambda contact: contact.id)
-        if build is list_contacts_stmt and how is SearchMatch.JOINED:
-            assert found.total > 0  # (a term holding the separator matches no single field)
-        assert found == paginate(db, whole, params, lambda contact: contact.id)
+    )
+    led = []
+    for build, owner in lists:
+        query = build(db, owner, term)  # type: ignore[operator]
+        assert "lead_pattern" in query.values, (term, query.values)
+        led.append(paginate(db, query, params, lambda contact: contact.email))
+    monkeypatch.setattr(trigrams, "COMMON_SHARE", 2.0)  # no trigram is common: no lead
+    whole = []
+    for build, owner in lists:
+        query = build(db, owner, term)  # type: ignore[operator]
+        assert "lead_pattern" not in query.values
+        whole.append(paginate(db, query, params, lambda contact: contact.email))
+    assert led == whole
+    if "\n" not in term:  # (a term holding the separator matches no single field)
+        assert led[0].total > 0
 
 
 def test_statistics_are_read_once_in_a_while(
@@ -195,11 +199,10 @@ def test_statistics_are_read_once_in_a_while(
         if "pg_stats" in statement:
             reads.append(statement)
 
-    trigrams.forget_shares()
     event.listen(db.get_bind(), "before_cursor_execute", count)
     try:
-        clock = trigrams.time.monotonic()
-        monkeypatch.setattr(trigrams.time, "monotonic", lambda: clock)
+        clock = 1000.0
+        monkeypatch.setattr(trigrams, "monotonic", lambda: clock)
         list_contacts_stmt(db, "org_x", "user1@example.com")
         list_contacts_stmt(db, "org_x", "user2@example.com")
         assert len(reads) == 1
@@ -208,3 +211,12 @@ def test_statistics_are_read_once_in_a_while(
         assert len(reads) == 2
     finally:
         event.remove(db.get_bind(), "before_cursor_execute", count)
+
+
+def test_statistics_are_found_on_the_search_path(postgres_only: None, db: Session) -> None:
+    """``contacts`` is looked up as the queries find it, not in ``current_schema()``: the
+    first schema on the search path, which need not hold it."""
+    _searchable(db, 3_000)
+    db.execute(text("CREATE SCHEMA without_contacts"))  # (rolled back with the session)
+    db.execute(text("SET LOCAL search_path = without_contacts, public"))
+    assert trigrams.shares(db)["use"] > 0.9

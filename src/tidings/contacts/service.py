@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Select,
     String,
@@ -22,7 +23,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from tidings.audit.service import record_event
 from tidings.auth import Principal
@@ -121,14 +122,19 @@ def search_filter(shape: SearchShape) -> ColumnElement[bool] | None:
     if shape.how is SearchMatch.NONE:
         return None
     joined_text = contact_search_text(Contact)
-    conditions: list[ColumnElement[bool]] = []
-    if shape.led:
-        conditions.append(joined_text.ilike(LEAD_PATTERN, escape="\\"))
-    conditions.append(joined_text.ilike(SEARCH_PATTERN, escape="\\"))
+    conditions = [_contains(joined_text, LEAD_PATTERN)] if shape.led else []
+    conditions.append(_contains(joined_text, SEARCH_PATTERN))
     if shape.how is SearchMatch.BY_FIELD:
         fields = (Contact.name, Contact.email, Contact.phone)
-        conditions.append(or_(*(field.ilike(SEARCH_PATTERN, escape="\\") for field in fields)))
+        conditions.append(or_(*(_contains(field, SEARCH_PATTERN) for field in fields)))
     return and_(*conditions)
+
+
+def _contains(
+    text: ColumnElement[Any] | InstrumentedAttribute[Any], pattern: BindParameter[str]
+) -> ColumnElement[bool]:
+    """``text`` matches the ``substring_pattern`` bound to ``pattern``, in any case."""
+    return text.ilike(pattern, escape="\\")
 
 
 def _normalized(field: str, raw: str | None) -> str | None:

@@ -10,9 +10,9 @@ address, ``user98765@example15.com``, 50-110 ms.
 
 Looked up as two conditions, ``ILIKE '%98765@%' AND ILIKE '%user98765@%'``, the index
 intersects the first one's rare trigrams before it checks the second one's common ones, and
-only for the few contacts left: 1.8 and 3.7 ms. ``lead`` picks that first part: the longest
-piece of the term none of whose trigrams is common. The full term is still matched, so the
-result is the same with or without a lead; only the work differs.
+only for the few contacts left: 1.8 and 3.7 ms. ``lead`` picks that first part, a piece of the
+term without common trigrams. The full term is still matched, so the result is the same with or
+without a lead; only the work differs.
 
 How common a trigram is comes from the statistics ANALYZE (or autovacuum) keeps on the name,
 email and phone columns (``pg_stats``: the most common values and a histogram of ~100 more),
@@ -22,10 +22,11 @@ read once every few minutes per database: no table is scanned to find out.
 from __future__ import annotations
 
 import math
-import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from threading import Lock
+from time import monotonic
 from typing import Any
 
 from sqlalchemy import text
@@ -34,137 +35,201 @@ from sqlalchemy.orm import Session
 # A trigram held by this share of contacts is common: a posting list too long to look up once
 # per candidate. ANALYZE's histogram has ~100 values per column, so shares are known to ~1%.
 COMMON_SHARE = 0.03
-# What a trigram that no sampled value holds is taken to cost (the sample is ~100 values a column).
+# What a trigram that no sampled value holds is taken to cost.
 UNSEEN_SHARE = 0.005
-# Terms longer than this are searched as they are (the longest piece is found by trying pieces).
-MAX_TERM = 64
+# Values read per column: a statistics target raised to 10,000 keeps 10,000 histogram values;
+# their trigrams are counted on the request that finds the kept shares stale.
+MAX_VALUES = 200
+MAX_TERM = 200  # the longest search term (``contacts.schemas.SEARCH_MAX``)
 SHARES_TTL_SECONDS = 300.0
 
+# The statistics of the ``contacts`` table the session's queries see (its search path decides).
 _STATISTICS = text(
     """
-    SELECT null_frac,
-           CAST(CAST(most_common_vals AS text) AS text[]) AS common_values,
-           most_common_freqs AS common_shares,
-           CAST(CAST(histogram_bounds AS text) AS text[]) AS histogram
-    FROM pg_stats
-    WHERE schemaname = current_schema() AND tablename = 'contacts'
-      AND attname IN ('name', 'email', 'phone')
+    SELECT s.null_frac,
+           CAST(CAST(s.most_common_vals AS text) AS text[]) AS common_values,
+           s.most_common_freqs AS common_shares,
+           CAST(CAST(s.histogram_bounds AS text) AS text[]) AS histogram
+    FROM pg_stats AS s
+    JOIN pg_class AS c ON c.oid = CAST('contacts' AS regclass)
+    JOIN pg_namespace AS n ON n.oid = c.relnamespace
+    WHERE s.schemaname = n.nspname AND s.tablename = c.relname
+      AND s.attname IN ('name', 'email', 'phone')
     """
 )
 
-_cache: dict[str, tuple[float, Mapping[str, float]]] = {}
-_cache_lock = Lock()
+
+@dataclass(frozen=True)
+class Occurrence:
+    """A trigram the index looks up for a piece of a term, when the piece spans
+    ``term[start:end]``. ``run`` numbers the run of letters and digits it comes from."""
+
+    trigram: str
+    start: int
+    end: int
+    run: int
 
 
-def trigrams(value: str) -> set[str]:
-    """The trigrams pg_trgm indexes for ``value`` (``show_trgm``): each run of letters and
-    digits, lower-cased, padded with two spaces before and one after."""
-    found: set[str] = set()
-    for word in _words(value):
-        found.update(_windows(f"  {word.lower()} "))
+def occurrences(term: str) -> list[Occurrence]:
+    """Every trigram pg_trgm extracts from ``ILIKE '%piece%'`` for some piece of ``term``.
+
+    pg_trgm cuts the text into runs of letters and digits, lower-cased, and pads each run with
+    two spaces before and one after, but a run touching a ``%`` is not padded on that side. So a
+    padded trigram needs the separator next to the run inside the piece: ``"  a"`` of a run
+    starting at ``i`` spans ``term[i - 1 : i + 1]``.
+    """
+    found: list[Occurrence] = []
+    for number, (first, word) in enumerate(_runs(term)):
+        low, last = word.lower(), first + len(word)  # ``last``: the separator after, if any
+        pad_before, pad_after = first > 0, last < len(term)
+        found.extend(
+            Occurrence(low[i : i + 3], first + i, first + i + 3, number)
+            for i in range(len(word) - 2)
+        )
+        if pad_before:
+            found.append(Occurrence("  " + low[0], first - 1, first + 1, number))
+            if len(word) > 1:
+                found.append(Occurrence(" " + low[:2], first - 1, first + 2, number))
+            elif pad_after:
+                found.append(Occurrence(f" {low} ", first - 1, last + 1, number))
+        if pad_after and len(word) > 1:
+            found.append(Occurrence(low[-2:] + " ", last - 2, last + 1, number))
     return found
 
 
-def pattern_trigrams(part: str) -> set[str]:
-    """The trigrams the index looks up for ``ILIKE '%part%'``."""
-    return set().union(*_pattern_words(part))
+def pattern_trigrams(piece: str) -> set[str]:
+    """The trigrams the index looks up for ``ILIKE '%piece%'``."""
+    return {found.trigram for found in occurrences(piece)}
+
+
+def trigrams(value: str) -> set[str]:
+    """The trigrams pg_trgm indexes for ``value`` (``show_trgm``): every run padded, as
+    ``pattern_trigrams(f" {value} ")`` would say, without placing them (the statistics hold
+    hundreds of values)."""
+    found: set[str] = set()
+    for _, run in _runs(value):
+        padded = f"  {run.lower()} "
+        found.update(padded[i : i + 3] for i in range(len(padded) - 2))
+    return found
 
 
 def lead(term: str, shares: Mapping[str, float]) -> str | None:
-    """The piece of ``term`` to match before the whole term: of the pieces none of whose
-    trigrams is common, the one the fewest contacts are expected to match, the longer of two
-    alike. ``None`` if the term has no common trigram (it is cheap as it is), if every piece
-    has one (nothing rarer to start from) or if the term is too long to try.
+    """The piece of ``term`` to match before the whole term: of the pieces without a common
+    trigram, the one the fewest contacts are expected to match, the longer of two alike.
+    ``None`` if the term has no common trigram (it is cheap as it is) or no piece has a trigram
+    and no common one (nothing rarer to start from).
 
-    A piece's share is the product over its words of each word's rarest trigram: the trigrams of
-    one word come together (every "Novak" holds "nov", "ova" and "vak"), words less so.
+    A piece's share is the product over its runs of each run's rarest trigram: the trigrams of
+    one run come together (every "Novak" holds "nov", "ova" and "vak"), runs less so. A lead is
+    ASCII: PostgreSQL lower-cases a pattern as a whole, and some collations lower a letter by
+    its neighbours (a Greek final sigma), so a piece of another script need not match inside
+    the term it was cut from.
     """
-    if len(term) > MAX_TERM or not _has_common(pattern_trigrams(term), shares):
+    if len(term) > MAX_TERM:
         return None
-    # A longer piece holds every trigram of the pieces inside it, so its share is no larger
-    # and, once it holds a common trigram, so does every piece around it. The best piece from
-    # each start is therefore the longest without a common one, and that piece ends no earlier
-    # than the best from the start before: one pass, two pointers.
+    found = occurrences(term)
+    common = [item for item in found if shares.get(item.trigram, 0.0) >= COMMON_SHARE]
+    if not common:
+        return None
+    # What a lead may not span: a common trigram, or a character that is not ASCII.
+    barriers = [(item.start, item.end) for item in common]
+    barriers += [(i, i + 1) for i, char in enumerate(term) if not char.isascii()]
+    # The longest piece from a start stops one short of the first barrier beginning there or
+    # later: ``stops[start]`` is where that barrier ends.
+    stops = [len(term) + 1] * (len(term) + 1)
+    for begin, stop in barriers:
+        stops[begin] = min(stops[begin], stop)
+    for index in range(len(term) - 1, -1, -1):
+        stops[index] = min(stops[index], stops[index + 1])
     best, best_rank = None, (1.0, 0)
-    end = 0
+    end_before = -1
     for start in range(len(term)):
-        end = max(end, start)
-        while end < len(term) and not _has_common(pattern_trigrams(term[start : end + 1]), shares):
-            end += 1
-        words = [word for word in _pattern_words(term[start:end]) if word]
-        if not words:
+        # A later start that stops at the same place holds less: only the first is scored.
+        end = stops[start] - 1
+        if end == end_before:
             continue
-        share = math.prod(min(_share(trigram, shares) for trigram in word) for word in words)
-        rank = (share, start - end)
+        end_before = end
+        inside = [item for item in found if item.start >= start and item.end <= end]
+        if not inside:
+            continue
+        rarest: dict[int, float] = {}
+        for item in inside:
+            share = max(shares.get(item.trigram, 0.0), UNSEEN_SHARE)
+            rarest[item.run] = min(share, rarest.get(item.run, 1.0))
+        rank = (math.prod(rarest.values()), start - end)
         if rank < best_rank:
             best, best_rank = term[start:end], rank
     return best
 
 
+@dataclass(frozen=True)
+class _Kept:
+    shares: Mapping[str, float]
+    until: float
+
+
+_kept: dict[str, _Kept] = {}
+_refreshing = Lock()
+
+
 def shares(session: Session) -> Mapping[str, float]:
     """The share of contacts whose search text holds each trigram, as far as the statistics of
     the session's database know (empty before its first ANALYZE). Kept for a few minutes:
-    statistics change only when ANALYZE runs."""
+    statistics change only when ANALYZE runs. One request at a time refreshes them; the others
+    go on with the kept ones meanwhile."""
     key = session.get_bind().engine.url.render_as_string(hide_password=True)
-    now = time.monotonic()
-    cached = _cache.get(key)
-    if cached is not None and cached[0] > now:
-        return cached[1]
-    rows = session.execute(_STATISTICS).all()
-    found = _shares(rows)
-    with _cache_lock:
-        _cache[key] = (now + SHARES_TTL_SECONDS, found)
-    return found
+    kept = _kept.get(key)
+    if kept is None:
+        _refreshing.acquire()
+    elif kept.until > monotonic() or not _refreshing.acquire(blocking=False):
+        return kept.shares
+    try:
+        kept = _kept.get(key)
+        if kept is None or kept.until <= monotonic():
+            found = shares_from_statistics(session.execute(_STATISTICS).all())
+            kept = _kept[key] = _Kept(found, monotonic() + SHARES_TTL_SECONDS)
+        return kept.shares
+    finally:
+        _refreshing.release()
 
 
 def forget_shares() -> None:
     """Drop the kept statistics (tests that ANALYZE new data)."""
-    with _cache_lock:
-        _cache.clear()
+    _kept.clear()
 
 
-def _shares(columns: Iterable[Any]) -> Mapping[str, float]:
+def shares_from_statistics(columns: Iterable[Any]) -> Mapping[str, float]:
     """Per column (a ``pg_stats`` row), each most common value counts for its own share, each
     histogram value for an equal part of the rest; a trigram's shares in the three columns are
     added (an upper bound of the share of contacts holding it in any)."""
     total: defaultdict[str, float] = defaultdict(float)
     for column in columns:
         common_shares = [float(share) for share in column.common_shares or ()]
-        for value, share in zip(column.common_values or (), common_shares, strict=True):
+        common = sorted(zip(column.common_values or (), common_shares, strict=True), key=_second)
+        for value, share in common[-MAX_VALUES:]:
             for trigram in trigrams(value):
                 total[trigram] += share
-        histogram = column.histogram or []
         rest = 1.0 - float(column.null_frac or 0.0) - sum(common_shares)
+        histogram = _evenly(column.histogram or [], MAX_VALUES)
         for value in histogram:
             for trigram in trigrams(value):
                 total[trigram] += rest / len(histogram)
     return dict(total)
 
 
-def _pattern_words(part: str) -> list[set[str]]:
-    """The trigrams the index looks up for ``ILIKE '%part%'``, word by word: a word is padded
-    only where it ends inside ``part``, not where it touches the wildcard."""
-    words = []
-    for start, word in _words_at(part):
-        before = "" if start == 0 else "  "
-        after = "" if start + len(word) == len(part) else " "
-        words.append(set(_windows(f"{before}{word.lower()}{after}")))
-    return words
+def _second(pair: tuple[str, float]) -> float:
+    return pair[1]
 
 
-def _share(trigram: str, shares: Mapping[str, float]) -> float:
-    return max(shares.get(trigram, 0.0), UNSEEN_SHARE)
+def _evenly(values: Sequence[str], count: int) -> Sequence[str]:
+    """At most ``count`` of ``values``, spread evenly (a histogram's bounds are sorted)."""
+    if len(values) <= count:
+        return values
+    step = len(values) / count
+    return [values[int(i * step)] for i in range(count)]
 
 
-def _has_common(found: Iterable[str], shares: Mapping[str, float]) -> bool:
-    return any(shares.get(trigram, 0.0) >= COMMON_SHARE for trigram in found)
-
-
-def _words(value: str) -> Iterable[str]:
-    return (word for _, word in _words_at(value))
-
-
-def _words_at(value: str) -> Iterable[tuple[int, str]]:
+def _runs(value: str) -> Iterable[tuple[int, str]]:
     """Each run of letters and digits in ``value`` with where it starts."""
     start = None
     for index, char in enumerate(value):
@@ -176,7 +241,3 @@ def _words_at(value: str) -> Iterable[tuple[int, str]]:
             start = None
     if start is not None:
         yield start, value[start:]
-
-
-def _windows(padded: str) -> Iterable[str]:
-    return (padded[i : i + 3] for i in range(len(padded) - 2))
