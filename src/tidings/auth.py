@@ -169,11 +169,6 @@ def user_principal(user: User) -> Principal:
     )
 
 
-def credential_fingerprint(credential: str) -> str:
-    """A stable, non-reversible name for a credential (keys idempotency records to their caller)."""
-    return _digest("idempotency:" + credential)
-
-
 def tokens_equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 

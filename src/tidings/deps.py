@@ -140,8 +140,11 @@ def _has_body(request: Request) -> bool:
 
 
 def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+    return _bearer(request.headers.get("authorization", ""))
+
+
+def _bearer(authorization: str) -> str | None:
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
@@ -161,13 +164,18 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits an API key holding ``scope`` (``write:X`` implies ``read:X``)."""
 
     async def dependency(principal: Annotated[Principal, Depends(api_principal)]) -> Principal:
-        if not principal.has_scope(scope):
-            raise Forbidden(f"This API key lacks the '{scope}' scope.", details={"required": scope})
+        check_scope(principal, scope)
         return principal
 
     dependency.__name__ = f"require_{scope.replace(':', '_')}"
     dependency.required_scopes = (scope,)  # type: ignore[attr-defined]
     return dependency
+
+
+def check_scope(principal: Principal, scope: str) -> None:
+    """403 unless the key holds ``scope``: for a route whose request decides what it reads."""
+    if not principal.has_scope(scope):
+        raise Forbidden(f"This API key lacks the '{scope}' scope.", details={"required": scope})
 
 
 def require_scopes(*scopes: str) -> Callable[..., Awaitable[Principal]]:
@@ -212,6 +220,32 @@ def dashboard_principal(request: Request, session: DbSession) -> Principal | Non
         if not sent or not tokens_equal(sent, row.csrf_token):
             raise Forbidden("Missing or invalid CSRF token; reload the page and try again.")
     return user_principal(user)
+
+
+def idempotency_owner(
+    session: Session, path: str, authorization: str, session_token: str | None, csrf_token: str
+) -> str | None:
+    """Whose an ``Idempotency-Key`` is: the API key, dashboard user or internal token that the
+    route at ``path`` admits, by its own checks (``api_principal``, ``internal_caller``); None
+    for a caller it refuses, who then gets the route's 401 or 403, never a stored answer.
+
+    Keys used to be filed under the raw ``Authorization`` header and replayed before any check:
+    a header the internal routes ignore (a proxy's ``Basic``) made one namespace for every
+    organization's owners, a revoked key or an ended session still got its stored answers, and
+    ``bearer`` and ``Bearer`` were two callers."""
+    token = _bearer(authorization)
+    if not path.startswith("/api/internal/"):
+        principal = authenticate_api_key(session, token) if token else None
+        return f"key:{principal.actor_id}" if principal else None
+    if token is not None:
+        internal = get_settings().internal_token
+        return "internal" if internal and tokens_equal(token, internal) else None
+    resolved = resolve_dashboard_session(session, session_token) if session_token else None
+    if resolved is None:
+        return None
+    row, user = resolved
+    admitted = user.role == "owner" and csrf_token and tokens_equal(csrf_token, row.csrf_token)
+    return f"user:{user.id}" if admitted else None
 
 
 def internal_caller(request: Request, session: DbSession) -> Principal | None:

@@ -17,10 +17,16 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tidings.auth import credential_fingerprint
 from tidings.config import get_settings
 from tidings.db import session_scope
-from tidings.deps import database_turn, is_json, media_type_of
+from tidings.deps import (
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    database_turn,
+    idempotency_owner,
+    is_json,
+    media_type_of,
+)
 from tidings.errors import ServiceUnavailable
 from tidings.models import IdempotencyKey
 from tidings.timeutil import utcnow
@@ -211,8 +217,9 @@ def _canonical_json(body: bytes) -> bytes:
 class IdempotencyMiddleware:
     """``Idempotency-Key`` on POST: the first request's response is stored and replayed to a retry
     with the same key and body; the same key with another body (or while the first request still
-    runs) is a 409. Keys belong to the credential that sent them. 5xx answers are not stored, so
-    the client can retry them."""
+    runs) is a 409. Keys belong to the caller the route admits (``deps.idempotency_owner``): an
+    API key, a dashboard user or the internal token. 5xx answers are not stored, so the client
+    can retry them."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -227,24 +234,31 @@ class IdempotencyMiddleware:
             return
         headers = {k.lower(): v for k, v in scope["headers"]}
         raw_key = headers.get(b"idempotency-key")
-        credential = headers.get(b"authorization") or _session_cookie(headers.get(b"cookie", b""))
-        if raw_key is None or not credential:
+        authorization = headers.get(b"authorization", b"").decode("latin-1")
+        session_token = _session_cookie(headers.get(b"cookie", b""))
+        if raw_key is None or not (authorization or session_token):
             await self.app(scope, receive, send)
             return
-        key = raw_key.decode("latin-1").strip()
-        if not key or len(key) > 255:
-            await _send_json(
-                send,
-                400,
-                _error_body(400, "bad_request", "Idempotency-Key must be 1 to 255 characters."),
-            )
-            return
         body = await _read_body(receive)
-        owner = credential_fingerprint(credential.decode("latin-1"))
-        request_hash = request_fingerprint(scope, headers.get(b"content-type", b""), body)
-
         state = scope["app"].state
         try:
+            async with database_turn(state, writing=False):
+                owner = await run_in_threadpool(
+                    _owner,
+                    scope["path"],
+                    authorization,
+                    session_token,
+                    headers.get(CSRF_HEADER.lower().encode(), b"").decode("latin-1"),
+                )
+            if owner is None:  # a caller the route refuses: its 401 or 403, nothing stored
+                await self.app(scope, _replaying(body), send)
+                return
+            key = raw_key.decode("latin-1").strip()
+            if not key or len(key) > 255:
+                message = "Idempotency-Key must be 1 to 255 characters."
+                await _send_json(send, 400, _error_body(400, "bad_request", message))
+                return
+            request_hash = request_fingerprint(scope, headers.get(b"content-type", b""), body)
             # A turn like any request's (``deps.database_turn``): a thread blocked here waiting
             # for a connection or SQLite's lock would take one a turn holder needs to finish.
             async with database_turn(state, writing=True):
@@ -274,14 +288,6 @@ class IdempotencyMiddleware:
         status = 500
         chunks: list[bytes] = []
         held: list[Message] = []
-        delivered = False
-
-        async def replay_receive() -> Message:
-            nonlocal delivered
-            if delivered:
-                return {"type": "http.disconnect"}
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
 
         async def holding_send(msg: Message) -> None:
             # Held back until the answer is recorded: a client that has its answer and retries
@@ -294,7 +300,7 @@ class IdempotencyMiddleware:
             held.append(msg)
 
         try:
-            await self.app(scope, replay_receive, holding_send)
+            await self.app(scope, _replaying(body), holding_send)
         except BaseException:
             with contextlib.suppress(DBAPIError, ServiceUnavailable):
                 await settle(_release)
@@ -353,12 +359,31 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(parts)
 
 
-def _session_cookie(cookie_header: bytes) -> bytes:
+def _session_cookie(cookie_header: bytes) -> str | None:
     for part in cookie_header.split(b";"):
         name, _, value = part.strip().partition(b"=")
-        if name == b"tidings_session":
-            return b"session:" + value
-    return b""
+        if name == SESSION_COOKIE.encode():
+            return value.decode("latin-1") or None
+    return None
+
+
+def _owner(path: str, authorization: str, session_token: str | None, csrf_token: str) -> str | None:
+    with session_scope() as session:
+        return idempotency_owner(session, path, authorization, session_token, csrf_token)
+
+
+def _replaying(body: bytes) -> Receive:
+    """The request's body, read already, for the app to read again."""
+    delivered = False
+
+    async def receive() -> Message:
+        nonlocal delivered
+        if delivered:
+            return {"type": "http.disconnect"}
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
 
 
 def body_limit_for(path: str) -> int:

@@ -416,9 +416,9 @@ class AuditEvent(Base):
 
 
 class IdempotencyKey(Base):
-    """A claimed ``Idempotency-Key``. ``owner`` is a hash of the credential that made the request, so
-    two clients can never replay each other's responses; ``response_body`` is null while the first
-    request is still running."""
+    """A claimed ``Idempotency-Key``. ``owner`` is the caller the route admitted (``key:<id>``,
+    ``user:<id>`` or ``internal``: ``deps.idempotency_owner``), so two callers can never replay
+    each other's responses; ``response_body`` is null while the first request is still running."""
 
     __tablename__ = "idempotency_keys"
 

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from tests.campaigns.factories import make_template
 from tests.factories import ApiClient, auth, make_audience, make_contact, make_key, make_org
-from tidings.auth import credential_fingerprint
 from tidings.models import (
+    ApiKey,
     Audience,
     AudienceMember,
     Campaign,
@@ -131,7 +131,8 @@ def test_an_abandoned_claim_is_reclaimed(client: ApiClient, db: Session) -> None
     its claim "in progress"; after ABANDONED_AFTER the key works again instead of 409 for days."""
     org = make_org(db)
     secret = make_key(db, org)
-    owner = credential_fingerprint(f"Bearer {secret}")
+    key_id = db.scalars(select(ApiKey.id).where(ApiKey.org_id == org.id)).one()
+    owner = f"key:{key_id}"
     for key, age in (("fresh", 5), ("stale", 11)):
         db.add(
             IdempotencyKey(

@@ -13,7 +13,7 @@ SOURCE = "{{ name }}|{{ email }}|{{ plan }}|{{ cta }}|{{ unsubscribe_url }}"
 
 def test_request_variables_beat_metadata_beat_builtins(client: ApiClient, db: Session) -> None:
     org = make_org(db)
-    headers = auth(make_key(db, org, ("read:templates",)))
+    headers = auth(make_key(db, org, ("read:templates", "read:contacts")))
     template = make_template(
         db, org, subject="For {{ name }}", html="<b>{{ cta }}</b>", text=SOURCE
     )
@@ -35,8 +35,28 @@ def test_request_variables_beat_metadata_beat_builtins(client: ApiClient, db: Se
     assert body["html"] == "<b>&lt;from request&gt;</b>"
     name, email, plan, cta, link = body["text"].split("|")
     assert (name, email, plan, cta) == ("Ally", "alice@example.com", "gold", "<from request>")
-    target = read_unsubscribe_token(link.rsplit("/u/", 1)[1])
-    assert target is not None and (target.org_id, target.address) == (org.id, "alice@example.com")
+    assert link.endswith("/u/preview")
+
+
+def test_a_preview_shows_a_contact_only_to_a_key_that_may_read_it(
+    client: ApiClient, db: Session
+) -> None:
+    """Its link unsubscribes nobody: whoever previews is not the recipient, and the contact's
+    own link would let a read-only key (or an owner trying it) suppress them."""
+    org = make_org(db)
+    template = make_template(db, org, text=SOURCE)
+    contact = make_contact(db, org, email="alice@example.com", name="Alice")
+    url = f"/v1/templates/{template.id}/preview"
+    templates_only = auth(make_key(db, org, ("read:templates",)))
+    refused = client.post(url, json={"contactId": contact.id}, headers=templates_only)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["details"] == {"required": "read:contacts"}
+    assert "alice" not in refused.text.lower()
+    assert client.post(url, json={}, headers=templates_only).status_code == 200
+    body = client.post(url, json={"contactId": contact.id}, headers=auth(make_key(db, org))).json()
+    link = body["text"].rsplit("|", 1)[1]
+    assert read_unsubscribe_token(link.rsplit("/u/", 1)[1]) is None
+    assert client.post("/u/" + link.rsplit("/u/", 1)[1]).status_code == 404
 
 
 def test_builtins_fill_in_without_metadata(client: ApiClient, db: Session) -> None:

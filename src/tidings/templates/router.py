@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from tidings.auth import Principal
 from tidings.contacts.schemas import SuccessOut
-from tidings.deps import DbSession, require_scope
+from tidings.deps import DbSession, check_scope, require_scope
 from tidings.errors import error_responses
 from tidings.models import Template
 from tidings.pagination import Page, PageParams, page_params, paginate
@@ -93,13 +93,16 @@ def delete_template(session: DbSession, principal: Writer, template_id: Template
 @router.post(
     "/templates/{template_id}/preview",
     responses=error_responses(400, 401, 403, 404, 422),
-    description="Renders subject, html and text for one of your contacts (optional) with "
-    "`variables`; precedence: request variables > contact metadata > name, email, phone. "
-    "`unsubscribe_url` is the contact's real link.",
+    description="Renders subject, html and text for one of your contacts (optional; then the "
+    "key needs `read:contacts` too) with `variables`; precedence: request variables > contact "
+    "metadata > name, email, phone. `unsubscribe_url` is an inert `/u/preview` link: each "
+    "recipient's own is in what delivery sends.",
 )
 def preview_template(
     session: DbSession, principal: Reader, template_id: TemplateRef, body: PreviewRequest
 ) -> PreviewOut:
+    if body.contactId is not None:
+        check_scope(principal, "read:contacts")  # the preview shows the contact's data
     rendered = service.preview_template(
         session, principal.org_id, template_id, body.contactId, body.variables
     )

@@ -18,7 +18,6 @@ from tidings.auth import Principal
 from tidings.config import get_settings
 from tidings.contacts.service import ContactNotFound
 from tidings.delivery.render import ContactData, check_syntax, render_message, template_variables
-from tidings.delivery.tokens import unsubscribe_url
 from tidings.errors import Conflict, NotFound, ValidationFailed
 from tidings.ids import new_id
 from tidings.models import Contact, Template
@@ -169,10 +168,6 @@ def delete_template(session: Session, actor: Principal, template_id: str) -> Non
     record_event(session, actor, "template.deleted", target_type="template", target_id=template.id)
 
 
-def _address_for(contact: Contact, channel: str) -> str | None:
-    return contact.email if channel == "email" else contact.phone
-
-
 def preview_template(
     session: Session,
     org_id: str,
@@ -181,21 +176,19 @@ def preview_template(
     variables: Mapping[str, Any],
     subject: str | None = None,
 ) -> dict[str, str | None]:
-    """Renders exactly as delivery will: the same renderer, precedence and unsubscribe link.
-    ``subject`` replaces the template's subject, as a send's subject variant does."""
+    """Renders as delivery will: the same renderer and precedence. ``subject`` replaces the
+    template's subject, as a send's subject variant does.
+
+    The unsubscribe link is one that no token check accepts: a preview is read by whoever
+    previews, and the contact's real link would let a key without ``write:suppressions`` (or an
+    owner trying the link) unsubscribe them."""
     template = get_template(session, org_id, template_id)
     if contact_id is not None:
         contact = get_for_org(session, Contact, org_id, contact_id, ContactNotFound)
         data = ContactData(contact.name, contact.email, contact.phone, contact.metadata_ or {})
-        address = _address_for(contact, template.channel)
     else:
-        data, address = ContactData(None, None, None, {}), None
-    # Without a recipient there is nobody to unsubscribe: a link that no token check accepts.
-    link = (
-        unsubscribe_url(org_id, address)
-        if address
-        else f"{get_settings().public_url.rstrip('/')}/u/preview"
-    )
+        data = ContactData(None, None, None, {})
+    link = f"{get_settings().public_url.rstrip('/')}/u/preview"
     rendered = render_message(
         subject=subject if subject is not None else template.subject,
         text=template.text,
