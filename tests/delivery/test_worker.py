@@ -18,8 +18,9 @@ from tests.delivery.conftest import SmtpSink, configure, drain, fresh, senderles
 from tests.factories import make_audience, make_campaign, make_contact, make_org
 from tidings.config import get_settings
 from tidings.db import get_engine
+from tidings.delivery import worker as worker_module
 from tidings.delivery.compose import Senders, compose
-from tidings.delivery.store import Result, SqlStore
+from tidings.delivery.store import ClaimedMessage, Result, SqlStore
 from tidings.delivery.transports.base import Delivered, Outgoing
 from tidings.delivery.transports.file import directory_of
 from tidings.delivery.worker import Worker, WorkerOptions
@@ -173,6 +174,59 @@ def test_render_failure_fails_that_message_and_the_worker_lives_on(
     assert rows["bad@example.com"].error.startswith("subject:")
     fresh(db)
     assert db.get(Campaign, campaign.id).status == "completed"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("{{ points | round }}", "NaN"),
+        ("{{ points | ceil }}", "1e999"),
+        ("{{ points | date: '%Y' }}", "99999999999999999999"),
+        ("{{ points | modulo: 2 }}", "Infinity"),
+    ],
+)
+def test_a_filter_raising_on_one_contacts_value_fails_that_message_alone(
+    db: Session, text: str, value: str
+) -> None:
+    """python-liquid's filters let Python's own errors through on odd values a CSV cell can hold;
+    one jammed the whole batch in "sending", retried for ever."""
+    org = make_org(db)
+    good = make_contact(db, org, email="good@example.com", metadata={"points": "12.4"})
+    bad = make_contact(db, org, email="bad@example.com", metadata={"points": value})
+    audience = make_audience(db, org, members=[good, bad])
+    campaign, _ = make_campaign(db, org, audience, [good, bad], text=f"You have {text}")
+
+    tally = drain()
+
+    assert (tally.counts["sent"], tally.counts["failed"]) == (1, 1)
+    rows = {m.to_address: m for m in _messages(db, campaign)}
+    assert rows["good@example.com"].status == "sent"
+    assert rows["bad@example.com"].status == "failed"
+    assert (rows["bad@example.com"].error or "").startswith("text: a filter failed on this data")
+
+
+def test_a_message_that_cannot_be_composed_fails_alone(
+    db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever goes wrong composing one message (a bug) fails it, not its batch."""
+    org = make_org(db)
+    people = [make_contact(db, org, email=f"p{i}@example.com") for i in range(3)]
+    audience = make_audience(db, org, members=people)
+    campaign, _ = make_campaign(db, org, audience, people)
+    real = worker_module.compose
+
+    def compose(message: ClaimedMessage, *args: object) -> object:
+        if message.to_address == "p1@example.com":
+            raise RuntimeError("a bug")
+        return real(message, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(worker_module, "compose", compose)
+
+    tally = drain()
+
+    assert (tally.counts["sent"], tally.counts["failed"]) == (2, 1)
+    failed = next(m for m in _messages(db, campaign) if m.status == "failed")
+    assert failed.error == "could not compose the message: RuntimeError: a bug"
 
 
 def test_template_edits_after_scheduling_do_not_change_the_campaign(

@@ -77,9 +77,18 @@ def _line_of(exc: LiquidError, source: str) -> int:
     return source.count("\n", 0, index) + 1
 
 
-def _problem(exc: LiquidError) -> str:
+def _problem(exc: Exception) -> str:
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    first = text.splitlines()[0] if text else type(exc).__name__
+    if isinstance(exc, LiquidError):
+        return first
+    return f"a filter failed on this data ({type(exc).__name__}: {first})"
+
+
+# What python-liquid's filters let through from Python on odd values, as a contact's CSV cell can
+# hold: ``round``/``ceil``/``floor`` of "NaN" or "1e999" (ValueError, OverflowError), ``date`` of
+# a huge number, ``sum``/``times`` of an invalid decimal (decimal.InvalidOperation).
+FILTER_FAULTS = (ArithmeticError, ValueError, TypeError, LookupError)
 
 
 # Render errors that a template's variables cause or cure: a filter given a missing or wrong value.
@@ -116,7 +125,7 @@ def check_syntax(source: str | None, field: str, *, html: bool = False) -> None:
         ) from None
     try:
         template.render()
-    except DATA_DEPENDENT:
+    except (*DATA_DEPENDENT, *FILTER_FAULTS):
         pass
     except LiquidError as exc:
         raise TemplateRenderFailed(
@@ -131,7 +140,7 @@ def render(
         return None
     try:
         return _compile(source, html).render(**variables)
-    except LiquidError as exc:
+    except (LiquidError, *FILTER_FAULTS) as exc:
         raise TemplateRenderFailed(
             f"{field}: {_problem(exc)}", details={"field": field, "problem": _problem(exc)}
         ) from None

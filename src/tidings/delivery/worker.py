@@ -163,7 +163,7 @@ class Worker:
         results: list[Result] = []
         work: list[tuple[ClaimedMessage, Outgoing]] = []
         for message in claimed:
-            composed = compose(message, context, self.senders, now)
+            composed = _compose(message, context, self.senders, now)
             if isinstance(composed, Skip):
                 results.append(
                     Result(message, composed.status, at=now, error=short(composed.reason))
@@ -361,6 +361,19 @@ def _kind(result: Result) -> str:
     if result.status != "scheduled":
         return result.status
     return "retried" if result.error else "requeued"
+
+
+def _compose(
+    message: ClaimedMessage, context: BatchContext, senders: Senders, now: datetime
+) -> Outgoing | Skip:
+    """A message that cannot be composed (a bug, not its template's error) fails alone: raised
+    out of the batch, it kept every message of the batch "sending" until the lease ran out, and
+    then again, for ever."""
+    try:
+        return compose(message, context, senders, now)
+    except Exception as exc:
+        log.exception("could not compose %s", message.id)
+        return Skip("failed", f"could not compose the message: {type(exc).__name__}: {exc}")
 
 
 def _push(messenger: Messenger, outgoing: Outgoing) -> Outcome:
