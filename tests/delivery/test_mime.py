@@ -117,10 +117,50 @@ def test_non_ascii_subject_name_and_bodies() -> None:
     assert _bodies(message) == ("Grüße\n" + "x" * 300 + "\n. a dot line\n", "<p>Grüße ✓</p>\n")
 
 
-def test_non_ascii_address_uses_the_stdlib_writer() -> None:
-    message = _parse(build_email(_email(to="josé@example.com"), "x"))
-    assert message["To"] == "josé@example.com"
+def test_an_internationalised_address_is_written_as_utf8() -> None:
+    """RFC 6532: the address itself in UTF-8 (the relay must offer SMTPUTF8), never an encoded
+    word inside it; the unsubscribe link stays one <URL>."""
+    long_link = "https://tidings.example/u/" + "t" * 120
+    data = build_email(
+        _email(to="josé@example.com", sender="Zoë <zoë@acme.test>", unsubscribe_url=long_link),
+        "x",
+    )
+    _lines_ok(data)
+    assert b"To: jos\xc3\xa9@example.com\r\n" in data
+    # (The bytes parser reads headers as ASCII; an RFC 6532 message is UTF-8 text.)
+    message = email.message_from_string(data.decode(), policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    assert message["To"].addresses[0].addr_spec == "josé@example.com"
+    sender = message["From"].addresses[0]
+    assert (sender.display_name, sender.addr_spec) == ("Zoë", "zoë@acme.test")
+    assert message["List-Unsubscribe"] == f"<{long_link}>"
     assert _bodies(message)[0] == "Hi Ann\n"
+
+
+def test_a_quoted_display_name_is_not_quoted_again() -> None:
+    """The send call stores ``"Acme, Inc. (Support)" <…>``; a mail client showed the quotes."""
+    sender = '"Acme, Inc. (Support) \\"EU\\"" <support@acme.test>'
+    mail = _email(sender=sender)
+    for data in (build_email(mail, "x"), _write_stdlib(mail, "x", "Hi\n", "<p>Hi</p>")):
+        shown = _parse(data)["From"].addresses[0].display_name
+        assert shown == 'Acme, Inc. (Support) "EU"'
+
+
+def test_text_that_looks_like_an_encoded_word_is_encoded() -> None:
+    """A CSV cell holding ``=?utf-8?q?…?=`` reaches the subject as that text, not as what a
+    mail client would decode it into."""
+    subject = "=?utf-8?q?fake?= header"
+    mail = _email(subject=subject, to='"odd box"@example.com')
+    for data in (build_email(_email(subject=subject), "x"), build_email(mail, "x")):
+        assert b"Subject: =?utf-8?q?fake?=" not in data
+        assert _parse(data)["Subject"] == subject
+
+
+def test_the_stdlib_writer_keeps_a_long_unsubscribe_link_whole() -> None:
+    long_link = "https://tidings.example/u/" + "t" * 120
+    data = build_email(_email(to='"odd box"@example.com', unsubscribe_url=long_link), "x")
+    assert f"List-Unsubscribe: <{long_link}>\r\n".encode() in data
+    assert _parse(data)["To"].addresses[0].addr_spec == '"odd box"@example.com'
 
 
 @settings(max_examples=150, deadline=None)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import email
 import smtplib
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
+from email.policy import default
 from typing import Any
 
 import pytest
@@ -13,7 +16,13 @@ from aiosmtpd.smtp import AuthResult
 
 from tests.delivery.conftest import RecordingHandler, free_port
 from tidings.delivery.transports import check_transport_url
-from tidings.delivery.transports.base import Deferred, Delivered, Email, TransportConfigError
+from tidings.delivery.transports.base import (
+    Deferred,
+    Delivered,
+    Email,
+    Rejected,
+    TransportConfigError,
+)
 from tidings.delivery.transports.smtp import SmtpMessenger, parse_smtp_url
 
 # The auth sink below speaks AUTH in clear on loopback, which aiosmtpd rightly warns about.
@@ -77,6 +86,42 @@ def auth_sink() -> Iterator[tuple[RecordingHandler, int]]:
         yield handler, port
     finally:
         controller.stop()
+
+
+@pytest.mark.parametrize("smtputf8", [False, True])
+def test_an_internationalised_address_needs_smtputf8_and_spoils_nothing(smtputf8: bool) -> None:
+    """Without SMTPUTF8 the address cannot travel: that message fails (not a bounce: the address
+    is fine) before any command, and the messages around it on the connection are sent. It
+    used to raise inside RCPT with MAIL already sent, and the next message met "503 nested
+    MAIL command"."""
+    handler = RecordingHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, enable_SMTPUTF8=smtputf8)
+    controller.start()
+    messenger = SmtpMessenger(f"smtp://127.0.0.1:{port}", "x")
+    try:
+        outcomes = [
+            messenger.push(_email(0)),
+            messenger.push(replace(_email(1), to="jörg@example.com")),
+            messenger.push(_email(2)),
+        ]
+    finally:
+        messenger.close()
+        controller.stop()
+    assert isinstance(outcomes[0], Delivered) and isinstance(outcomes[2], Delivered)
+    if smtputf8:
+        assert isinstance(outcomes[1], Delivered)
+        assert [r.rcpt_tos for r in handler.received] == [
+            ["ann@example.com"],
+            ["jörg@example.com"],
+            ["ann@example.com"],
+        ]
+        received = email.message_from_string(handler.received[1].data.decode(), policy=default)
+        assert received["To"].addresses[0].addr_spec == "jörg@example.com"
+    else:
+        assert isinstance(outcomes[1], Rejected) and not outcomes[1].bounce
+        assert "SMTPUTF8" in outcomes[1].reason
+        assert len(handler.received) == 2
 
 
 def test_credentials_from_the_url(auth_sink: tuple[RecordingHandler, int]) -> None:

@@ -119,13 +119,28 @@ class SmtpMessenger:
             # opens a new connection.
             self._drop()
             return Deferred(short(f"SMTP connection to {self.config.host} lost: {exc}"))
+        except Exception:
+            # Anything else (a bug) may leave a transaction open: the next message must not
+            # find it ("503 nested MAIL command"), so it gets a new connection.
+            self._drop()
+            raise
 
     def _transaction(self, connection: smtplib.SMTP, email: Email, payload: bytes) -> Outcome:
-        code, reply = connection.mail(_bare_address(email.sender))
+        sender, recipient = _bare_address(email.sender), _bare_address(email.to)
+        options: list[str] = []
+        if not (sender + recipient).isascii():
+            # An internationalised address (RFC 6531) travels only through a relay offering
+            # SMTPUTF8; refused before any command, so the connection stays clean for the rest.
+            if not connection.has_extn("smtputf8"):
+                return Rejected(
+                    short(f"the SMTP relay does not offer SMTPUTF8, which {recipient!r} needs")
+                )
+            options = ["SMTPUTF8", *(["BODY=8BITMIME"] if connection.has_extn("8bitmime") else [])]
+        code, reply = connection.mail(sender, options)
         if code != 250:
             self._reset(connection)
             return _classify("MAIL FROM", code, reply)
-        code, reply = connection.rcpt(_bare_address(email.to))
+        code, reply = connection.rcpt(recipient)
         if code not in (250, 251):
             self._reset(connection)
             return _classify("RCPT TO", code, reply, recipient=True)
