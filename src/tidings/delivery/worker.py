@@ -27,6 +27,7 @@ from typing import Protocol
 from tidings.delivery.compose import Senders, Skip, compose
 from tidings.delivery.store import BatchContext, ClaimedMessage, Result
 from tidings.delivery.transports.base import (
+    RELAY_TIMEOUT_SECONDS,
     Deferred,
     Delivered,
     Email,
@@ -41,7 +42,6 @@ from tidings.timeutil import isoformat_z, utcnow
 log = logging.getLogger("tidings.worker")
 
 MAX_BACKOFF_SECONDS = 3600.0
-LEASE_MARGIN_SECONDS = 10.0
 # An idle worker naps at least this long, so messages due a few milliseconds apart (a ramp) are
 # gathered into batches instead of claimed one round trip at a time.
 MIN_NAP_SECONDS = 0.05
@@ -237,10 +237,13 @@ class Worker:
 
     def _send_deadline(self, claimed_at: datetime) -> datetime:
         """No message is handed to a transport after this: once the lease runs out another worker
-        may claim the batch, and a message must not be sent by two live workers. The margin
-        leaves time for the push in progress to finish."""
+        may claim the batch, and a message must not be sent by two live workers. So a push begun
+        before the deadline must end before the lease does: the margin is the longest a relay
+        may keep a push waiting (``RELAY_TIMEOUT_SECONDS``), at most half the lease. It was
+        10 s, and a push begun just before the deadline, to a relay answering in 3.5 s,
+        outlived a 20 s lease: another worker sent that message again."""
         lease = self.options.lease_seconds
-        return claimed_at + timedelta(seconds=lease - min(LEASE_MARGIN_SECONDS, lease / 10))
+        return claimed_at + timedelta(seconds=lease - min(RELAY_TIMEOUT_SECONDS, lease / 2))
 
     def _deliver(
         self, work: list[tuple[ClaimedMessage, Outgoing]], deadline: datetime

@@ -17,6 +17,7 @@ from email.utils import parseaddr
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tidings.delivery.transports.base import (
+    RELAY_TIMEOUT_SECONDS,
     Deferred,
     Delivered,
     Email,
@@ -28,7 +29,7 @@ from tidings.delivery.transports.base import (
 )
 from tidings.delivery.transports.mime import build_email, message_id_header
 
-TIMEOUT_SECONDS = 30
+TIMEOUT_SECONDS = RELAY_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)
