@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Table, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tidings.db import WAL_SIZE_LIMIT, is_postgres, one_of, value_list
+from tests.factories import make_org
+from tidings.db import WAL_SIZE_LIMIT, bulk_insert, is_postgres, one_of, value_list
+from tidings.ids import new_id
+from tidings.imports.store import CONTACT_COLUMNS
+from tidings.models import Contact
+from tidings.timeutil import utcnow
 
 AWKWARD = [
     "plain",
@@ -39,3 +47,14 @@ def test_sqlite_truncates_its_write_ahead_log_after_a_checkpoint(backend: str, d
     if backend != "sqlite":
         pytest.skip("a SQLite setting")
     assert db.connection().exec_driver_sql("PRAGMA journal_size_limit").scalar() == WAL_SIZE_LIMIT
+
+
+def test_bulk_insert_raises_the_drivers_errors_as_sqlalchemys(db: Session) -> None:
+    """A COPY's own psycopg error (or sqlite3's) reached the app's handlers unwrapped: a 500
+    where a conflict or an outage has its own answer."""
+    org = make_org(db)
+    now = utcnow()
+    row = (new_id("con"), org.id, "a@example.com", None, None, {}, now, now)
+    with pytest.raises(IntegrityError):
+        bulk_insert(db, cast(Table, Contact.__table__), CONTACT_COLUMNS, [row, row])
+    db.rollback()

@@ -25,6 +25,7 @@ from typing import Any, cast
 from sqlalchemy import (
     JSON,
     ColumnElement,
+    Connection,
     Engine,
     Select,
     String,
@@ -40,7 +41,7 @@ from sqlalchemy import (
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -325,9 +326,23 @@ def bulk_insert(
     The rows bypass the ORM on purpose: no object per row, no round trip per row. Values are Python
     values (aware datetimes, dicts for JSON columns); they are converted here for the driver.
     """
-    postgres = is_postgres(session)
+    connection = session.connection()
+    dbapi = connection.dialect.loaded_dbapi
+    try:
+        return _bulk_insert(connection, table, columns, rows)
+    except dbapi.Error as exc:
+        # The driver's own error, as SQLAlchemy's would be (IntegrityError, OperationalError,
+        # ...), for the handlers that tell a conflict or an outage from a bug: a deadlock in a
+        # COPY was a 500.
+        raise DBAPIError.instance(f"bulk insert into {table.name}", None, exc, dbapi.Error) from exc
+
+
+def _bulk_insert(
+    connection: Connection, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> int:
+    postgres = connection.dialect.name == "postgresql"
     converted = _converted_rows(rows, _converters(table, columns, postgres))
-    raw = session.connection().connection.driver_connection
+    raw = connection.connection.driver_connection
     assert raw is not None
     count = 0
 

@@ -217,6 +217,17 @@ def install_error_handlers(app: FastAPI) -> None:
         # The driver's class names the cause (DeadlockDetected, ConnectionTimeout, ...) and
         # carries no data, unlike the message, which may quote parameters.
         cause = getattr(exc, "orig", None) or exc
+        if str(getattr(cause, "sqlstate", "") or "").startswith("40"):
+            # A deadlock or serialization failure (SQLSTATE class 40): PostgreSQL rolled this
+            # request back for a concurrent one touching the same rows. Not an outage.
+            log.info("transaction rolled back: %s", type(cause).__name__)
+            response = envelope(
+                409,
+                "conflict",
+                "Another change to the same data happened at the same time; retry the request.",
+            )
+            response.headers["Retry-After"] = "1"
+            return response
         log.warning("database unavailable: %s", type(cause).__name__)
         # SQLite's one write lock, held past the busy timeout by other writers, is not an outage.
         busy = "database is locked" in str(cause)

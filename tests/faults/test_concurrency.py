@@ -13,11 +13,15 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from tests.campaigns.factories import make_template
 from tests.factories import ApiClient, auth, make_audience, make_contact, make_key, make_org
+from tidings.db import get_engine, new_session
+from tidings.imports.csv import ContactRow
+from tidings.imports.store import matching_contacts
 from tidings.models import (
     ApiKey,
     Audience,
@@ -286,3 +290,65 @@ def test_an_upload_that_stalls_holds_no_one_up(live_server: str, db: Session) ->
         assert created.status_code == 201, created.text
     finally:
         stalled.close()
+
+
+def _import(base: str, headers: dict[str, str], audience_id: str, csv: str) -> httpx.Response:
+    with httpx.Client(base_url=base, timeout=120) as http:
+        return http.post(
+            f"/v1/audiences/{audience_id}/import",
+            headers={**headers, "Content-Type": "text/csv"},
+            content=csv,
+        )
+
+
+def test_imports_of_the_same_new_addresses_into_other_audiences_all_succeed(
+    live_server: str, db: Session
+) -> None:
+    """On PostgreSQL two imports could not see each other's new contacts: both inserted them,
+    and the second got a 409 (files in the same order) or a deadlock's 500 (opposite orders).
+    Imports of one organization now take turns: the later ones update what the first made."""
+    org = make_org(db)
+    headers = auth(make_key(db, org))
+    audiences = [make_audience(db, org, f"I{i}").id for i in range(4)]
+    rows = [f"n{i}@example.com,+1213{2_000_000 + i:07d}" for i in range(2_000)]
+    files = ["email,phone\n" + "\n".join(rows[:: 1 if i % 2 else -1]) + "\n" for i in range(4)]
+
+    responses = _together(4, lambda i: _import(live_server, headers, audiences[i], files[i]))
+
+    assert [r.status_code for r in responses] == [200] * 4, [r.text[:200] for r in responses]
+    assert sorted(r.json()["created"] for r in responses) == [0, 0, 0, 2_000]
+    db.expire_all()
+    counts = db.scalars(select(Audience.contact_count).where(Audience.org_id == org.id)).all()
+    assert counts == [2_000] * 4
+    assert db.scalar(select(Organization.contact_count).where(Organization.id == org.id)) == 2_000
+
+
+def test_the_contacts_an_import_locks_can_still_join_other_audiences(
+    db: Session, backend: str
+) -> None:
+    """The import's row locks must not block the key-share lock a membership's foreign key
+    takes on its contact: with FOR UPDATE they did, and an import and an add of the same
+    contacts to another audience deadlocked (PostgreSQL; SQLite has no row locks)."""
+    if backend != "postgres":
+        pytest.skip("row locks: PostgreSQL")
+    org = make_org(db)
+    contact = make_contact(db, org, email="locked@example.com")
+    elsewhere = make_audience(db, org, "Elsewhere")
+    importing = new_session()
+    try:
+        row = ContactRow(row=2, email="locked@example.com", phone=None, name=None, metadata={})
+        assert [c.id for c in matching_contacts(importing, org.id, [row], True)] == [contact.id]
+        with get_engine().connect() as other:
+            other.execute(text("SET lock_timeout = '2s'"))
+            other.execute(
+                insert(AudienceMember).values(
+                    audience_id=elsewhere.id,
+                    contact_id=contact.id,
+                    org_id=org.id,
+                    created_at=utcnow(),
+                )
+            )
+            other.rollback()
+    finally:
+        importing.rollback()
+        importing.close()

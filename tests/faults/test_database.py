@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
@@ -21,6 +22,7 @@ from tests.campaigns.factories import add_bulk_members, make_template
 from tests.factories import ApiClient, auth, make_audience, make_key, make_org
 from tests.faults.proxy import CuttableProxy
 from tidings import deps
+from tidings.audiences import service as audiences_service
 from tidings.config import get_settings
 from tidings.db import make_engine, reset_engine
 from tidings.models import Campaign, Message
@@ -220,3 +222,21 @@ def test_a_busy_sqlite_database_says_busy_not_unavailable(
     assert response.json()["error"]["message"] == (
         "The database is busy with other writes; retry shortly."
     )
+
+
+def test_a_deadlock_is_a_conflict_to_retry_not_an_outage(
+    client: ApiClient, db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL rolled the request back for a concurrent one (SQLSTATE class 40): a 409 to
+    retry, not "the database is unavailable"."""
+    headers = auth(make_key(db, make_org(db)))
+
+    def deadlocked(*_args: object, **_kwargs: object) -> None:
+        raise OperationalError("COPY", {}, psycopg.errors.DeadlockDetected("deadlock detected"))
+
+    monkeypatch.setattr(audiences_service, "create_audience", deadlocked)
+    response = client.post("/v1/audiences", headers=headers, json={"name": "Raced"})
+    assert response.status_code == 409
+    assert response.headers["Retry-After"] == "1"
+    assert response.json()["error"]["code"] == "conflict"
+    assert "retry" in response.json()["error"]["message"]

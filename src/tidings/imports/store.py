@@ -45,6 +45,18 @@ CONTACT_COLUMNS = ("id", "org_id", "email", "phone", "name", "metadata", "create
 MEMBER_COLUMNS = ("audience_id", "contact_id", "org_id", "created_at")
 
 
+def one_import_at_a_time(session: Session, org_id: str) -> None:
+    """Waits (PostgreSQL) until no other import of the organization is running; released at
+    commit. Two imports adding the same new addresses could not see each other's uncommitted
+    contacts: both inserted them, and the unique index gave the second a 409 or, with the files
+    in another order, a deadlock. In turn, the second finds the first's contacts and updates
+    them. SQLite writes one transaction at a time anyway."""
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"tidings.import:{org_id}"},
+    )
+
+
 def matching_contacts(
     session: Session, org_id: str, rows: Sequence[ContactRow], postgres: bool
 ) -> list[PlannedContact]:
@@ -75,7 +87,9 @@ def matching_contacts(
             select(*columns)
             .where(org_filter(CONTACTS.c, org_id), one_of(CONTACTS.c.id, ids, postgres))
             .order_by(CONTACTS.c.id)
-            .with_for_update()
+            # Not FOR UPDATE: that lock also blocks the key-share locks a membership's foreign
+            # key takes, and adding these contacts to another audience meanwhile deadlocked.
+            .with_for_update(key_share=True)
         )
     else:
         stmt = select(*columns).where(
