@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -12,12 +10,13 @@ from tidings.contacts.normalize import InvalidAddress, normalize_email
 from tidings.errors import BadRequest, Conflict, NotFound
 from tidings.ids import new_id
 from tidings.models import Organization, User
+from tidings.timeutil import iana_zone
 
 
 def validate_timezone(name: str) -> str:
     try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+        iana_zone(name)
+    except ValueError:
         raise BadRequest(
             f"unknown time zone {name!r}; use an IANA name such as 'Europe/Paris'"
         ) from None

@@ -96,10 +96,25 @@ def test_a_year_past_the_edge_of_the_calendar_is_out_of_range_not_malformed(text
     assert "out of range; choose a year from 1900 to 9998" in info.value.message
 
 
-def test_unknown_zone_is_a_400() -> None:
+@pytest.mark.parametrize(
+    "zone",
+    [
+        "Mars/Olympus_Mons",
+        # They load, but are not a place's civil time: right/ counts leap seconds (its New
+        # York wall clock was an hour off), localtime is the server's own zone.
+        "right/America/New_York",
+        "posix/America/New_York",
+        "localtime",
+        "Factory",
+        "america/new_york",
+    ],
+)
+def test_a_zone_that_is_not_iana_is_a_400(zone: str) -> None:
     with pytest.raises(UnknownTimeZone) as info:
-        resolve_starts_at("2027-05-01 09:00", "Mars/Olympus_Mons", NOW)
+        resolve_starts_at("2027-05-01 09:00", zone, NOW)
     assert info.value.status_code == 400
+    starts_at, _ = resolve_starts_at("2027-05-01 09:00", "America/New_York", NOW)
+    assert starts_at == datetime(2027, 5, 1, 13, tzinfo=UTC)
 
 
 def test_ramp_spreads_message_i_of_n_at_ramp_times_i_over_n() -> None:

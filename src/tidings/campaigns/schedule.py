@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from tidings.errors import Unprocessable, ValidationFailed
+from tidings.timeutil import iana_zone
 
 LOCAL_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S")
 MAX_RAMP_MINUTES = 1440
@@ -38,8 +39,8 @@ class ScheduledInPast(Unprocessable):
 
 def parse_zone(name: str) -> ZoneInfo:
     try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+        return iana_zone(name)
+    except ValueError:
         raise UnknownTimeZone(
             f"unknown time zone {name!r}; use an IANA name such as 'America/New_York'",
             details={"field": "scheduled_at_tz"},
