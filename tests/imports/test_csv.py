@@ -59,6 +59,9 @@ def test_header_positions_and_metadata_keys() -> None:
         (["email", "Email "], "twice"),
         (["name", "company"], "'email' or 'phone'"),
         (["name", ""], "'email' or 'phone'"),
+        # The contacts API's metadata limits: 100 keys of at most 100 characters.
+        (["email", *(f"c{i}" for i in range(101))], "101 metadata columns"),
+        (["email", "name", "x" * 101], "101 characters long"),
     ],
 )
 def test_bad_headers(cells: list[str], message: str) -> None:
@@ -102,6 +105,22 @@ def test_short_rows_are_padded_and_long_rows_refused() -> None:
     parsed = parse_csv(b"email,name,city\na@example.com\nb@example.com,B,X,extra\n")
     assert [(r.email, r.name, r.metadata) for r in parsed.rows] == [("a@example.com", None, {})]
     assert [(e.row, e.field) for e in parsed.errors] == [(3, None)]
+    assert "quote cells that contain commas" in parsed.errors[0].message
+
+
+def test_empty_cells_past_the_last_column_are_nothing() -> None:
+    """A spreadsheet's trailing comma on a row (``a@example.com,Ann,``) holds no value."""
+    parsed = parse_csv(b"email,name\na@example.com,Ann,\nb@example.com,Bo, ,\n")
+    assert [(r.email, r.name) for r in parsed.rows] == [
+        ("a@example.com", "Ann"),
+        ("b@example.com", "Bo"),
+    ]
+    assert parsed.errors == []
+
+
+def test_a_header_at_the_metadata_limits_is_read() -> None:
+    header = read_header(["email", "name", *(f"c{i}" for i in range(99)), "y" * 100])
+    assert len(header.metadata) == 100
 
 
 def test_row_with_bad_email_and_bad_phone_reports_both() -> None:

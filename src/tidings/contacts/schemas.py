@@ -24,6 +24,7 @@ from tidings.models import Contact
 from tidings.timeutil import isoformat_z
 
 MAX_METADATA_KEYS = 100
+MAX_METADATA_KEY_LENGTH = 100
 MAX_JSON_DEPTH = 10
 SEARCH_MAX = 200
 
@@ -95,7 +96,9 @@ def _refused(message: str) -> PydanticCustomError:
 
 # A JSON object of anything JSON holds (``_json_object``): a contact's metadata, a send's variables.
 JsonObject = Annotated[dict[str, Any], BeforeValidator(_json_object)]
-MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=100), Storable]
+MetadataKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_METADATA_KEY_LENGTH), Storable
+]
 
 
 def _few_enough_keys(value: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from tidings.contacts.normalize import InvalidAddress, normalize_email, normalize_phone
+from tidings.contacts.schemas import MAX_METADATA_KEY_LENGTH, MAX_METADATA_KEYS
 from tidings.errors import BadRequest, PayloadTooLarge
 
 MAX_ROWS = 10_000
@@ -131,18 +132,36 @@ def read_header(cells: list[str]) -> Header:
             f"found: {', '.join(c.strip() for c in cells[:10])}{', ...' if len(cells) > 10 else ''}"
         )
     known = {column: seen[column] - 1 for column in (*ADDRESS_COLUMNS, "name") if column in seen}
+    metadata = tuple(
+        (index, raw.strip())
+        for index, raw in enumerate(cells)
+        if raw.strip() and raw.strip().lower() not in ("email", "phone", "name")
+    )
+    _check_metadata_columns([key for _, key in metadata])
     return Header(
         width=len(cells),
         email=known.get("email"),
         phone=known.get("phone"),
         name=known.get("name"),
-        metadata=tuple(
-            (index, raw.strip())
-            for index, raw in enumerate(cells)
-            if raw.strip() and raw.strip().lower() not in ("email", "phone", "name")
-        ),
+        metadata=metadata,
         unnamed=tuple(index for index, raw in enumerate(cells) if not raw.strip()),
     )
+
+
+def _check_metadata_columns(keys: list[str]) -> None:
+    """The contacts API's limits on metadata (``contacts.schemas``): a contact imported with
+    more, or longer, keys could not be sent back through ``PATCH /v1/contacts/:id``."""
+    if len(keys) > MAX_METADATA_KEYS:
+        raise InvalidCsv(
+            f"the header has {len(keys)} metadata columns (besides email, phone and name); "
+            f"at most {MAX_METADATA_KEYS} are allowed"
+        )
+    long = next((key for key in keys if len(key) > MAX_METADATA_KEY_LENGTH), None)
+    if long is not None:
+        raise InvalidCsv(
+            f"the column name {long[:40]!r}... is {len(long)} characters long; "
+            f"at most {MAX_METADATA_KEY_LENGTH} are allowed"
+        )
 
 
 def _records(text: str) -> Iterator[tuple[int, list[str]]]:
@@ -182,13 +201,14 @@ def _address(raw: str, column: str, row: int, errors: list[RowError]) -> str | N
 
 def validate_row(number: int, cells: list[str], header: Header) -> ContactRow | list[RowError]:
     """A good row, or every problem found in it (a row can have a bad email and a bad phone)."""
-    if len(cells) > header.width:
+    # Empty cells past the header's last column (a spreadsheet's trailing ",") hold nothing.
+    if any(cell.strip() for cell in cells[header.width :]):
         return [
             RowError(
                 number,
                 None,
-                f"row has {len(cells)} cells but the header has {header.width} columns; "
-                "quote cells that contain commas",
+                f"row has values in {len(cells)} cells but the header has {header.width} "
+                "columns; quote cells that contain commas",
             )
         ]
     filled = [index + 1 for index in header.unnamed if _cell(cells, index)]
