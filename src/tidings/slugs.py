@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any
+from collections.abc import Callable, Set
+from typing import Any, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from tidings.errors import Conflict
 from tidings.tenancy import org_filter
+
+T = TypeVar("T")
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 # The OpenAPI schema of a slug field (pydantic leaves the pattern out of an optional one's).
 SLUG_SCHEMA: dict[str, Any] = {"pattern": SLUG_PATTERN.pattern}
 SLUG_BASE_MAX = 80
+# Creates of one name at the same instant, each taking one slug from the others' way.
+MAX_SLUG_ATTEMPTS = 50
 
 
 def slugify(name: str, fallback: str) -> str:
@@ -25,9 +32,11 @@ def slugify(name: str, fallback: str) -> str:
     return slug[:SLUG_BASE_MAX].strip("-") or fallback
 
 
-def free_slug(session: Session, model: Any, org_id: str, base: str) -> str:
-    """``base``, or ``base-2``, ``base-3``…: the first one no row of the org has (one query), so a
-    derived slug never fails."""
+def free_slug(
+    session: Session, model: Any, org_id: str, base: str, tried: Set[str] = frozenset()
+) -> str:
+    """``base``, or ``base-2``, ``base-3``…: the first one no row of the org has (one query) and
+    not among ``tried``."""
     taken = set(
         session.scalars(
             select(model.slug).where(
@@ -36,11 +45,35 @@ def free_slug(session: Session, model: Any, org_id: str, base: str) -> str:
             )
         )
     )
+    taken |= tried
     candidate, n = base, 1
     while candidate in taken:
         n += 1
         candidate = f"{base}-{n}"
     return candidate
+
+
+def add_with_derived_slug(
+    session: Session, model: type[T], org_id: str, base: str, make: Callable[[str], T]
+) -> T:
+    """Adds and flushes ``make(slug)`` with the first free slug derived from ``base``, so a
+    derived slug never fails. A concurrent create can take that slug between the check and the
+    insert; the next free one is tried then, never one tried before: twelve creates of one name
+    at once (PostgreSQL) used to leave five with a 409 after five attempts each."""
+    tried: set[str] = set()
+    for _ in range(MAX_SLUG_ATTEMPTS):
+        slug = free_slug(session, model, org_id, base, tried)
+        row = make(slug)
+        try:
+            with session.begin_nested():
+                session.add(row)
+                session.flush()
+            return row
+        except IntegrityError:
+            if not slug_in_use(session, model, org_id, slug):
+                raise  # another constraint than the slug's
+            tried.add(slug)
+    raise Conflict("Could not pick a free slug; retry the request.")
 
 
 def slug_in_use(

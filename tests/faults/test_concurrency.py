@@ -352,3 +352,28 @@ def test_the_contacts_an_import_locks_can_still_join_other_audiences(
     finally:
         importing.rollback()
         importing.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/audiences", {"name": "Race Name"}),
+        ("/v1/templates", {"name": "Race Name", "channel": "sms", "text": "Hi {{ name }}"}),
+    ],
+)
+def test_creates_of_one_name_at_once_all_get_a_slug(
+    live_server: str, db: Session, path: str, body: dict[str, str]
+) -> None:
+    """Twelve creates of one name at the same instant: each takes the next free slug. On
+    PostgreSQL five of twelve got a 409 "could not pick a free slug" (audiences) or "choose
+    another" (templates), for a slug the client never chose."""
+    headers = auth(make_key(db, make_org(db)))
+
+    def create(_: int) -> httpx.Response:
+        with httpx.Client(base_url=live_server, timeout=60) as http:
+            return http.post(path, headers=headers, json=body)
+
+    responses = _together(12, create)
+    assert [r.status_code for r in responses] == [201] * 12, [r.text for r in responses]
+    slugs = sorted(r.json()["slug"] for r in responses)
+    assert slugs == sorted(["race-name", *(f"race-name-{n}" for n in range(2, 13))])

@@ -29,7 +29,7 @@ from tidings.db import Prepared, is_postgres
 from tidings.errors import Conflict, NotFound, ValidationFailed
 from tidings.ids import new_id
 from tidings.models import Audience, AudienceMember, Campaign, Contact, UTCDateTime
-from tidings.slugs import SLUG_PATTERN, free_slug, slug_in_use, slugify
+from tidings.slugs import SLUG_PATTERN, add_with_derived_slug, slug_in_use, slugify
 from tidings.tenancy import for_org, get_for_org, org_filter
 from tidings.timeutil import utcnow
 
@@ -100,29 +100,32 @@ def create_audience(
     slug: str | None = None,
 ) -> Audience:
     """An explicit slug that is taken is a 409; a derived one takes the next free numeric suffix
-    (retried if a concurrent create grabs it between the check and the insert)."""
+    (``slugs.add_with_derived_slug``)."""
     explicit = _validate_slug(slug) if slug is not None else None
-    if explicit is not None and slug_in_use(session, Audience, actor.org_id, explicit):
-        raise _slug_taken(explicit)
-    for _ in range(5):
-        audience = Audience(
+
+    def make(chosen: str) -> Audience:
+        return Audience(
             id=new_id("aud"),
             org_id=actor.org_id,
             name=name,
-            slug=explicit or free_slug(session, Audience, actor.org_id, slugify(name, "audience")),
+            slug=chosen,
             description=description,
             contact_count=0,
         )
+
+    if explicit is None:
+        base = slugify(name, "audience")
+        audience = add_with_derived_slug(session, Audience, actor.org_id, base, make)
+    else:
+        if slug_in_use(session, Audience, actor.org_id, explicit):
+            raise _slug_taken(explicit)
+        audience = make(explicit)
         try:
             with session.begin_nested():
                 session.add(audience)
                 session.flush()
-            break
-        except IntegrityError:
-            if explicit is not None:
-                raise _slug_taken(explicit) from None
-    else:
-        raise Conflict("Could not pick a free slug; retry the request.")
+        except IntegrityError:  # a concurrent create took it between the check and the insert
+            raise _slug_taken(explicit) from None
     record_event(
         session,
         actor,

@@ -21,7 +21,7 @@ from tidings.delivery.render import ContactData, check_syntax, render_message, t
 from tidings.errors import Conflict, NotFound, ValidationFailed
 from tidings.ids import new_id
 from tidings.models import Contact, Template
-from tidings.slugs import free_slug, slug_in_use, slugify
+from tidings.slugs import add_with_derived_slug, slug_in_use, slugify
 from tidings.templates.schemas import TemplateCreate, TemplateUpdate
 from tidings.tenancy import for_org, get_for_org
 
@@ -68,28 +68,34 @@ def check_template_shape(
 
 def create_template(session: Session, actor: Principal, data: TemplateCreate) -> Template:
     check_template_shape(data.channel, data.subject, data.html, data.text)
-    if data.slug is not None:
-        if slug_in_use(session, Template, actor.org_id, data.slug):
-            raise SlugTaken(f"a template with slug {data.slug!r} exists already; choose another")
-        slug = data.slug
+
+    def make(slug: str) -> Template:
+        return Template(
+            id=new_id("tpl"),
+            org_id=actor.org_id,
+            slug=slug,
+            name=data.name.strip(),
+            channel=data.channel,
+            subject=data.subject,
+            html=data.html,
+            text=data.text,
+        )
+
+    if data.slug is None:
+        base = slugify(data.name, "template")
+        template = add_with_derived_slug(session, Template, actor.org_id, base, make)
     else:
-        slug = free_slug(session, Template, actor.org_id, slugify(data.name, "template"))
-    template = Template(
-        id=new_id("tpl"),
-        org_id=actor.org_id,
-        slug=slug,
-        name=data.name.strip(),
-        channel=data.channel,
-        subject=data.subject,
-        html=data.html,
-        text=data.text,
-    )
-    try:
-        # A savepoint, so a concurrent create that took the slug first is a 409, not a 500.
-        with session.begin_nested():
-            session.add(template)
-    except IntegrityError:
-        raise SlugTaken(f"a template with slug {slug!r} exists already; choose another") from None
+        taken = SlugTaken(f"a template with slug {data.slug!r} exists already; choose another")
+        if slug_in_use(session, Template, actor.org_id, data.slug):
+            raise taken
+        template = make(data.slug)
+        try:
+            # A savepoint, so a concurrent create that took the slug first is a 409, not a 500.
+            with session.begin_nested():
+                session.add(template)
+                session.flush()
+        except IntegrityError:
+            raise taken from None
     record_event(session, actor, "template.created", target_type="template", target_id=template.id)
     return template
 
