@@ -22,6 +22,10 @@ from starlette.routing import Match
 
 log = logging.getLogger("tidings.errors")
 
+# Serialization failure and deadlock: the transaction was rolled back whole (not 40003,
+# "statement completion unknown", after which a retry may repeat what was done).
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
@@ -29,6 +33,9 @@ class ApiError(Exception):
     status_code = 400
     code = "bad_request"
     message = "The request is not valid."
+    # Answered with ``Retry-After``: the same request may well succeed in a moment (and an
+    # ``Idempotency-Key`` does not keep the answer, so the retry runs).
+    retry_after = False
 
     def __init__(self, message: str | None = None, *, details: Any = None) -> None:
         super().__init__(message or self.message)
@@ -75,10 +82,12 @@ class Unprocessable(ApiError):
 
 class RateLimited(ApiError):
     status_code, code = 429, "rate_limited"
+    retry_after = True
 
 
 class ServiceUnavailable(ApiError):
     status_code, code = 503, "service_unavailable"
+    retry_after = True
 
 
 class ErrorBody(BaseModel):
@@ -183,7 +192,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         response = envelope(exc.status_code, exc.code, exc.message, exc.details)
-        if isinstance(exc, RateLimited | ServiceUnavailable):
+        if exc.retry_after:
             response.headers["Retry-After"] = "1"
         return response
 
@@ -217,9 +226,9 @@ def install_error_handlers(app: FastAPI) -> None:
         # The driver's class names the cause (DeadlockDetected, ConnectionTimeout, ...) and
         # carries no data, unlike the message, which may quote parameters.
         cause = getattr(exc, "orig", None) or exc
-        if str(getattr(cause, "sqlstate", "") or "").startswith("40"):
-            # A deadlock or serialization failure (SQLSTATE class 40): PostgreSQL rolled this
-            # request back for a concurrent one touching the same rows. Not an outage.
+        if getattr(cause, "sqlstate", None) in RETRYABLE_SQLSTATES:
+            # PostgreSQL rolled this request back for a concurrent one touching the same rows.
+            # Not an outage, and nothing was written: retrying is safe.
             log.info("transaction rolled back: %s", type(cause).__name__)
             response = envelope(
                 409,

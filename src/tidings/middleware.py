@@ -218,8 +218,8 @@ class IdempotencyMiddleware:
     """``Idempotency-Key`` on POST: the first request's response is stored and replayed to a retry
     with the same key and body; the same key with another body (or while the first request still
     runs) is a 409. Keys belong to the caller the route admits (``deps.idempotency_owner``): an
-    API key, a dashboard user or the internal token. 5xx answers are not stored, so the client
-    can retry them."""
+    API key, a dashboard user or the internal token. Answers that ask for a retry (5xx, or any
+    with ``Retry-After``) are not stored, so the retry runs."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -286,15 +286,17 @@ class IdempotencyMiddleware:
                 await run_in_threadpool(step, owner, key, *args)
 
         status = 500
+        retry_later = False
         chunks: list[bytes] = []
         held: list[Message] = []
 
         async def holding_send(msg: Message) -> None:
             # Held back until the answer is recorded: a client that has its answer and retries
             # at once must get the replay, not "still in progress" (API answers are small).
-            nonlocal status
+            nonlocal status, retry_later
             if msg["type"] == "http.response.start":
                 status = msg["status"]
+                retry_later = any(name.lower() == b"retry-after" for name, _ in msg["headers"])
             elif msg["type"] == "http.response.body":
                 chunks.append(msg.get("body", b""))
             held.append(msg)
@@ -308,7 +310,9 @@ class IdempotencyMiddleware:
         # If recording fails (the database went away after the route committed), the answer
         # still goes out; the claim stays "in progress" and is reclaimed after ABANDONED_AFTER.
         with contextlib.suppress(DBAPIError, ServiceUnavailable):
-            if status >= 500:
+            # An answer that says "retry" (5xx, or a 409 for a deadlock with Retry-After) is not
+            # the request's outcome: stored, the retry it asks for would get it again.
+            if status >= 500 or retry_later:
                 await settle(_release)
             else:
                 await settle(_finish, status, b"".join(chunks))

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from tests.campaigns.factories import make_template
 from tests.factories import ApiClient, auth, make_audience, make_contact, make_key, make_org
 from tidings.db import get_engine, new_session
+from tidings.imports import store as import_store
 from tidings.imports.csv import ContactRow
 from tidings.imports.store import matching_contacts
 from tidings.models import (
@@ -377,3 +378,27 @@ def test_creates_of_one_name_at_once_all_get_a_slug(
     assert [r.status_code for r in responses] == [201] * 12, [r.text for r in responses]
     slugs = sorted(r.json()["slug"] for r in responses)
     assert slugs == sorted(["race-name", *(f"race-name-{n}" for n in range(2, 13))])
+
+
+def test_an_import_waits_for_the_organizations_last_one_only_so_long(
+    client: ApiClient, db: Session, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Imports of one organization take turns (PostgreSQL), but a waiting import holds a
+    connection and a writer's turn: past ``IMPORT_WAIT`` it is a 409 to retry, not a queue
+    that holds other organizations up."""
+    if backend != "postgres":
+        pytest.skip("the advisory lock: PostgreSQL")
+    org = make_org(db)
+    headers = {**auth(make_key(db, org)), "Content-Type": "text/csv", "Idempotency-Key": "imp"}
+    audience = make_audience(db, org)
+    monkeypatch.setattr(import_store, "IMPORT_WAIT", "300ms")
+    url, csv = f"/v1/audiences/{audience.id}/import", "email\na@example.com\n"
+    with get_engine().connect() as other:  # another import of the organization, still running
+        assert import_store.one_import_at_a_time(Session(bind=other), org.id)
+        busy = client.post(url, headers=headers, content=csv)
+        other.rollback()
+    assert busy.status_code == 409 and busy.headers["Retry-After"] == "1"
+    assert busy.json()["error"]["code"] == "import_in_progress"
+    # Its turn come, the retry (same Idempotency-Key: a 409 to retry is not kept) imports.
+    done = client.post(url, headers=headers, content=csv)
+    assert done.status_code == 200 and done.json()["created"] == 1

@@ -229,14 +229,22 @@ def test_a_deadlock_is_a_conflict_to_retry_not_an_outage(
 ) -> None:
     """PostgreSQL rolled the request back for a concurrent one (SQLSTATE class 40): a 409 to
     retry, not "the database is unavailable"."""
-    headers = auth(make_key(db, make_org(db)))
+    headers = {**auth(make_key(db, make_org(db))), "Idempotency-Key": "raced"}
+    real, calls = audiences_service.create_audience, []
 
-    def deadlocked(*_args: object, **_kwargs: object) -> None:
-        raise OperationalError("COPY", {}, psycopg.errors.DeadlockDetected("deadlock detected"))
+    def deadlocked_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("COPY", {}, psycopg.errors.DeadlockDetected("deadlock"))
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(audiences_service, "create_audience", deadlocked)
+    monkeypatch.setattr(audiences_service, "create_audience", deadlocked_once)
     response = client.post("/v1/audiences", headers=headers, json={"name": "Raced"})
     assert response.status_code == 409
     assert response.headers["Retry-After"] == "1"
     assert response.json()["error"]["code"] == "conflict"
     assert "retry" in response.json()["error"]["message"]
+    # The retry it asks for, with the same Idempotency-Key, runs: the 409 was not stored.
+    retry = client.post("/v1/audiences", headers=headers, json={"name": "Raced"})
+    assert retry.status_code == 201 and "idempotent-replayed" not in retry.headers
+    assert len(calls) == 2

@@ -45,6 +45,16 @@ class ImportForbidden(Forbidden):
 
 class ImportConflict(Conflict):
     message = "Another change to the same contacts happened at the same time; retry the import."
+    retry_after = True
+
+
+class ImportBusy(Conflict):
+    code = "import_in_progress"
+    message = (
+        "Other imports into this organization have been running for a while; "
+        "retry this one shortly."
+    )
+    retry_after = True
 
 
 @dataclass(frozen=True)
@@ -82,8 +92,8 @@ def import_csv(session: Session, actor: Principal, audience_id: str, data: bytes
     )
     parsed = parse_csv(data)
     postgres = is_postgres(session)
-    if postgres:
-        store.one_import_at_a_time(session, actor.org_id)
+    if postgres and not store.one_import_at_a_time(session, actor.org_id):
+        raise ImportBusy()
     existing = store.matching_contacts(session, actor.org_id, parsed.rows, postgres)
     contacts, conflicts = plan_rows(parsed.rows, existing)
     created, added, contact_count = _write(session, actor.org_id, audience, contacts, postgres)

@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from tidings.db import bulk_insert, one_of, value_list
@@ -38,6 +39,7 @@ from tidings.imports.plan import PlannedContact
 from tidings.models import Audience, AudienceMember, Contact, UTCDateTime
 from tidings.tenancy import org_filter
 
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock_timeout that ran out
 CONTACTS = cast(Table, Contact.__table__)
 AUDIENCES = cast(Table, Audience.__table__)
 MEMBERS = cast(Table, AudienceMember.__table__)
@@ -45,16 +47,31 @@ CONTACT_COLUMNS = ("id", "org_id", "email", "phone", "name", "metadata", "create
 MEMBER_COLUMNS = ("audience_id", "contact_id", "org_id", "created_at")
 
 
-def one_import_at_a_time(session: Session, org_id: str) -> None:
-    """Waits (PostgreSQL) until no other import of the organization is running; released at
-    commit. Two imports adding the same new addresses could not see each other's uncommitted
-    contacts: both inserted them, and the unique index gave the second a 409 or, with the files
-    in another order, a deadlock. In turn, the second finds the first's contacts and updates
-    them. SQLite writes one transaction at a time anyway."""
-    session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-        {"key": f"tidings.import:{org_id}"},
-    )
+IMPORT_WAIT = "20s"  # under the 30 s a request may wait for its database turn
+
+
+def one_import_at_a_time(session: Session, org_id: str) -> bool:
+    """Waits (PostgreSQL) until no other import of the organization is running, at most
+    ``IMPORT_WAIT``; False if that passed. Released at commit. Two imports adding the same new
+    addresses could not see each other's uncommitted contacts: both inserted them, and the
+    unique index gave the second a 409 or, with the files in another order, a deadlock. In
+    turn, the second finds the first's contacts and updates them. The wait is bounded because
+    the waiting import holds a connection and a writer's turn that other organizations need.
+    SQLite writes one transaction at a time anyway."""
+    session.execute(text(f"SET LOCAL lock_timeout = '{IMPORT_WAIT}'"))
+    try:
+        with session.begin_nested():
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                {"key": f"tidings.import:{org_id}"},
+            )
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
+        return False
+    finally:
+        session.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
+    return True
 
 
 def matching_contacts(
