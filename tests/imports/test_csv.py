@@ -154,6 +154,21 @@ def test_planner_never_gives_one_address_to_two_contacts() -> None:
     assert [(c.id, c.email, c.name) for c in contacts] == [("con_a", "a@example.com", "Back")]
 
 
+def test_a_row_that_would_take_a_contact_past_100_metadata_keys_is_left_out() -> None:
+    """The header's 60 columns are within the limit, but merged into a contact that has 60
+    other keys they make 120: a contact the contacts API would refuse to take back."""
+    held = {f"old{i}": "x" for i in range(60)}
+    a = PlannedContact("con_a", "a@example.com", None, None, dict(held), existing=True)
+    columns = [f"new{i}" for i in range(60)]
+    rows = parse_csv(
+        ("email," + ",".join(columns) + "\n" + "a@example.com" + ",y" * 60 + "\n").encode()
+    ).rows
+    contacts, conflicts = plan_rows(rows, [a])
+    assert contacts == [] and [(e.row, e.field) for e in conflicts] == [(2, None)]
+    assert "120 metadata keys" in conflicts[0].message
+    assert a.metadata == held and not a.changed
+
+
 def test_unreadable_csv_names_the_row() -> None:
     huge = b'email,note\na@example.com,"' + b"x" * 200_000 + b'"\n'
     with pytest.raises(InvalidCsv, match="row 2"):

@@ -20,11 +20,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from tidings.contacts.limits import MAX_METADATA_KEY_LENGTH, MAX_METADATA_KEYS
 from tidings.models import Contact
 from tidings.timeutil import isoformat_z
 
-MAX_METADATA_KEYS = 100
-MAX_METADATA_KEY_LENGTH = 100
 MAX_JSON_DEPTH = 10
 SEARCH_MAX = 200
 

@@ -13,8 +13,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from tidings.contacts.limits import MAX_METADATA_KEY_LENGTH, MAX_METADATA_KEYS
 from tidings.contacts.normalize import InvalidAddress, normalize_email, normalize_phone
-from tidings.contacts.schemas import MAX_METADATA_KEY_LENGTH, MAX_METADATA_KEYS
 from tidings.errors import BadRequest, PayloadTooLarge
 
 MAX_ROWS = 10_000
@@ -207,8 +207,8 @@ def validate_row(number: int, cells: list[str], header: Header) -> ContactRow | 
             RowError(
                 number,
                 None,
-                f"row has values in {len(cells)} cells but the header has {header.width} "
-                "columns; quote cells that contain commas",
+                f"row has a value past the header's {header.width} columns; "
+                "quote cells that contain commas",
             )
         ]
     filled = [index + 1 for index in header.unnamed if _cell(cells, index)]

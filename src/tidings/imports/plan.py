@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tidings.contacts.limits import MAX_METADATA_KEYS
 from tidings.ids import new_ids
 from tidings.imports.csv import ContactRow, RowError
 
@@ -68,6 +69,18 @@ def plan_rows(
                 next(fresh_ids), row.email, row.phone, row.name, row.metadata, changed=True
             )
         else:
+            keys = len(contact.metadata.keys() | row.metadata.keys())
+            if keys > MAX_METADATA_KEYS:
+                # The contacts API's limit: the contact could not be sent back through PATCH.
+                conflicts.append(
+                    RowError(
+                        row.row,
+                        None,
+                        f"the contact would have {keys} metadata keys with this row's; at most "
+                        f"{MAX_METADATA_KEYS} are allowed; the row was left out",
+                    )
+                )
+                continue
             _apply(contact, row)
         if row.email:
             by_email[row.email] = contact
