@@ -27,7 +27,6 @@ from typing import Protocol
 from tidings.delivery.compose import Senders, Skip, compose
 from tidings.delivery.store import BatchContext, ClaimedMessage, Result
 from tidings.delivery.transports.base import (
-    RELAY_TIMEOUT_SECONDS,
     Deferred,
     Delivered,
     Email,
@@ -238,12 +237,13 @@ class Worker:
     def _send_deadline(self, claimed_at: datetime) -> datetime:
         """No message is handed to a transport after this: once the lease runs out another worker
         may claim the batch, and a message must not be sent by two live workers. So a push begun
-        before the deadline must end before the lease does: the margin is the longest a relay
-        may keep a push waiting (``RELAY_TIMEOUT_SECONDS``), at most half the lease. It was
-        10 s, and a push begun just before the deadline, to a relay answering in 3.5 s,
-        outlived a 20 s lease: another worker sent that message again."""
-        lease = self.options.lease_seconds
-        return claimed_at + timedelta(seconds=lease - min(RELAY_TIMEOUT_SECONDS, lease / 2))
+        before the deadline must end before the lease does, and the second half of the lease is
+        left to it: a relay may take its timeout (``RELAY_TIMEOUT_SECONDS``) on each command of
+        a push. The margin was 10 s at most (2 s on a 20 s lease): a push begun just before the
+        deadline, to a relay answering in 3.5 s, outlived the lease, and another worker sent its
+        message again. A batch takes well under a second at the worker's usual rate; what is
+        not started by half the lease is requeued at once."""
+        return claimed_at + timedelta(seconds=self.options.lease_seconds / 2)
 
     def _deliver(
         self, work: list[tuple[ClaimedMessage, Outgoing]], deadline: datetime
@@ -375,8 +375,8 @@ def _compose(
     try:
         return compose(message, context, senders, now)
     except Exception as exc:
-        log.exception("could not compose %s", message.id)
-        return Skip("failed", f"could not compose the message: {type(exc).__name__}: {exc}")
+        log.exception("could not compose %s", message.id)  # the details stay in the log
+        return Skip("failed", f"could not compose the message ({type(exc).__name__}); see the log")
 
 
 def _push(messenger: Messenger, outgoing: Outgoing) -> Outcome:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-# The longest a transport waits on its relay for one answer (SMTP's socket timeout; the SMS API
-# waits less): the worker stops starting pushes this long before its lease runs out.
+# The longest a transport waits on its relay for one answer (SMTP's socket timeout, per command;
+# the SMS API waits less).
 RELAY_TIMEOUT_SECONDS = 30.0
 
 
