@@ -117,6 +117,11 @@ def test_a_zone_that_is_not_iana_is_a_400(zone: str) -> None:
     assert starts_at == datetime(2027, 5, 1, 13, tzinfo=UTC)
 
 
+def test_an_organizations_zone_saved_before_iana_names_only_still_loads() -> None:
+    starts_at, _ = resolve_starts_at("2027-05-01 09:00", "posix/Europe/Paris", NOW, stored=True)
+    assert starts_at == datetime(2027, 5, 1, 7, tzinfo=UTC)
+
+
 def test_ramp_spreads_message_i_of_n_at_ramp_times_i_over_n() -> None:
     start = datetime(2027, 5, 1, 13, tzinfo=UTC)
     times = list(schedule_times(start, 60, 7))

@@ -86,10 +86,13 @@ def local_to_utc(local: datetime, zone: ZoneInfo) -> datetime:
 
 
 def resolve_starts_at(
-    scheduled_local: str | None, zone_name: str, now: datetime
+    scheduled_local: str | None, zone_name: str, now: datetime, *, stored: bool = False
 ) -> tuple[datetime, str]:
-    """``(starts_at, zone)``: the requested instant in UTC, or ``now`` when nothing is scheduled."""
-    zone = parse_zone(zone_name)
+    """``(starts_at, zone)``: the requested instant in UTC, or ``now`` when nothing is scheduled.
+    ``stored``: the zone is the organization's, checked when it was saved; one saved before only
+    IANA names were admitted (``localtime``, ``posix/…``) still loads, rather than failing every
+    send of the organization on a field the client never sent."""
+    zone = ZoneInfo(zone_name) if stored else parse_zone(zone_name)
     if scheduled_local is None:
         return now, zone.key
     starts_at = local_to_utc(parse_local(scheduled_local), zone)

@@ -172,8 +172,11 @@ def plan_send(session: Session, org_id: str, request: SendRequest, now: datetime
         )
     sender = check_from(channel, request.from_)
     variants = check_variants(channel, request.subject_variants)
-    zone = request.scheduled_at_tz or _org_timezone(session, org_id)
-    starts_at, _ = schedule.resolve_starts_at(request.scheduled_local, zone, now)
+    requested = request.scheduled_at_tz
+    zone = requested or _org_timezone(session, org_id)
+    starts_at, _ = schedule.resolve_starts_at(
+        request.scheduled_local, zone, now, stored=requested is None
+    )
     return SendPlan(template, channel, sender, variants, starts_at, request.ramp_minutes or 0)
 
 
