@@ -332,9 +332,13 @@ def bulk_insert(
         return _bulk_insert(connection, table, columns, rows)
     except dbapi.Error as exc:
         # The driver's own error, as SQLAlchemy's would be (IntegrityError, OperationalError,
-        # ...), for the handlers that tell a conflict or an outage from a bug: a deadlock in a
-        # COPY was a 500.
-        raise DBAPIError.instance(f"bulk insert into {table.name}", None, exc, dbapi.Error) from exc
+        # ...; a lost connection marked as such), for the handlers that tell a conflict or an
+        # outage from a bug: a deadlock in a COPY was a 500.
+        raw = connection.connection.driver_connection
+        lost = connection.dialect.is_disconnect(exc, raw, None)
+        raise DBAPIError.instance(
+            f"bulk insert into {table.name}", None, exc, dbapi.Error, connection_invalidated=lost
+        ) from exc
 
 
 def _bulk_insert(

@@ -226,8 +226,9 @@ def idempotency_owner(
     session: Session, path: str, authorization: str, session_token: str | None, csrf_token: str
 ) -> str | None:
     """Whose an ``Idempotency-Key`` is: the API key, dashboard user or internal token that the
-    route at ``path`` admits, by its own checks (``api_principal``, ``internal_caller``); None
-    for a caller it refuses, who then gets the route's 401 or 403, never a stored answer.
+    route at ``path`` admits, by the checks ``api_principal`` and ``internal_caller`` make (the
+    middleware has headers, not a ``Request``); None for a caller the route refuses, who then
+    gets its 401 or 403, never a stored answer.
 
     Keys used to be filed under the raw ``Authorization`` header and replayed before any check:
     a header the internal routes ignore (a proxy's ``Basic``) made one namespace for every

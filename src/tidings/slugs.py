@@ -53,6 +53,22 @@ def free_slug(
     return candidate
 
 
+def add_with_chosen_slug(
+    session: Session, model: type[T], org_id: str, row: T, slug: str, taken: Exception
+) -> T:
+    """Adds and flushes ``row``, whose ``slug`` the client chose; ``taken`` if a row of the
+    organization has it, also one a concurrent create added between the check and the insert."""
+    if slug_in_use(session, model, org_id, slug):
+        raise taken
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        raise taken from None
+    return row
+
+
 def add_with_derived_slug(
     session: Session, model: type[T], org_id: str, base: str, make: Callable[[str], T]
 ) -> T:

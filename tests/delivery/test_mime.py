@@ -147,13 +147,16 @@ def test_a_quoted_display_name_is_not_quoted_again() -> None:
 
 
 def test_text_that_looks_like_an_encoded_word_is_encoded() -> None:
-    """A CSV cell holding ``=?utf-8?q?…?=`` reaches the subject as that text, not as what a
-    mail client would decode it into."""
-    subject = "=?utf-8?q?fake?= header"
-    mail = _email(subject=subject, to='"odd box"@example.com')
-    for data in (build_email(_email(subject=subject), "x"), build_email(mail, "x")):
-        assert b"Subject: =?utf-8?q?fake?=" not in data
-        assert _parse(data)["Subject"] == subject
+    """A CSV cell holding ``=?utf-8?q?…?=`` reaches the subject (or a sender's name) as that
+    text, not as what a mail client would decode it into."""
+    subject, name = "=?utf-8?q?fake?= header", "=?utf-8?q?PayPal?="
+    sender = f"{name} <news@acme.test>"
+    mail = _email(subject=subject, sender=sender, to='"odd box"@example.com')
+    for data in (build_email(_email(subject=subject, sender=sender), "x"), build_email(mail, "x")):
+        assert b": =?utf-8?q?fake?=" not in data and b": =?utf-8?q?PayPal?=" not in data
+        message = _parse(data)
+        assert message["Subject"] == subject
+        assert message["From"].addresses[0].display_name == name
 
 
 def test_the_stdlib_writer_keeps_a_long_unsubscribe_link_whole() -> None:

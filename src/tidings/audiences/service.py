@@ -29,7 +29,13 @@ from tidings.db import Prepared, is_postgres
 from tidings.errors import Conflict, NotFound, ValidationFailed
 from tidings.ids import new_id
 from tidings.models import Audience, AudienceMember, Campaign, Contact, UTCDateTime
-from tidings.slugs import SLUG_PATTERN, add_with_derived_slug, slug_in_use, slugify
+from tidings.slugs import (
+    SLUG_PATTERN,
+    add_with_chosen_slug,
+    add_with_derived_slug,
+    slug_in_use,
+    slugify,
+)
 from tidings.tenancy import for_org, get_for_org, org_filter
 from tidings.timeutil import utcnow
 
@@ -117,15 +123,10 @@ def create_audience(
         base = slugify(name, "audience")
         audience = add_with_derived_slug(session, Audience, actor.org_id, base, make)
     else:
-        if slug_in_use(session, Audience, actor.org_id, explicit):
-            raise _slug_taken(explicit)
-        audience = make(explicit)
-        try:
-            with session.begin_nested():
-                session.add(audience)
-                session.flush()
-        except IntegrityError:  # a concurrent create took it between the check and the insert
-            raise _slug_taken(explicit) from None
+        taken = _slug_taken(explicit)
+        audience = add_with_chosen_slug(
+            session, Audience, actor.org_id, make(explicit), explicit, taken
+        )
     record_event(
         session,
         actor,

@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Select, or_
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tidings.audit.service import record_event
@@ -21,7 +20,7 @@ from tidings.delivery.render import ContactData, check_syntax, render_message, t
 from tidings.errors import Conflict, NotFound, ValidationFailed
 from tidings.ids import new_id
 from tidings.models import Contact, Template
-from tidings.slugs import add_with_derived_slug, slug_in_use, slugify
+from tidings.slugs import add_with_chosen_slug, add_with_derived_slug, slug_in_use, slugify
 from tidings.templates.schemas import TemplateCreate, TemplateUpdate
 from tidings.tenancy import for_org, get_for_org
 
@@ -86,16 +85,9 @@ def create_template(session: Session, actor: Principal, data: TemplateCreate) ->
         template = add_with_derived_slug(session, Template, actor.org_id, base, make)
     else:
         taken = SlugTaken(f"a template with slug {data.slug!r} exists already; choose another")
-        if slug_in_use(session, Template, actor.org_id, data.slug):
-            raise taken
-        template = make(data.slug)
-        try:
-            # A savepoint, so a concurrent create that took the slug first is a 409, not a 500.
-            with session.begin_nested():
-                session.add(template)
-                session.flush()
-        except IntegrityError:
-            raise taken from None
+        template = add_with_chosen_slug(
+            session, Template, actor.org_id, make(data.slug), data.slug, taken
+        )
     record_event(session, actor, "template.created", target_type="template", target_id=template.id)
     return template
 

@@ -106,11 +106,17 @@ def _mailbox(value: str) -> str | None:
     if match is None:
         return None
     name, address = _unquoted(match.groupdict().get("name") or ""), match["address"]
-    if address.isascii():
-        return formataddr((name, address), charset="utf-8")
-    # ``formataddr`` takes ASCII addresses only: its name, then the UTF-8 address as it is.
-    shown = formataddr((name, "x@x"), charset="utf-8").removesuffix("<x@x>") if name else ""
-    return f"{shown}<{address}>" if shown else address
+    return f"{_display_name(name)} <{address}>" if name else address
+
+
+def _display_name(name: str) -> str:
+    """Quoted as needed, or RFC 2047 encoded: when not ASCII, and when it looks like an encoded
+    word itself (``=?utf-8?q?PayPal?=``), which a mail client would decode into what it spells.
+    The address after it may be UTF-8 (an internationalised one), which ``formataddr`` refuses,
+    so it formats the name alone."""
+    if "=?" in name or not name.isascii():
+        return Header(name, "utf-8").encode()
+    return formataddr((name, "x@x")).removesuffix(" <x@x>")
 
 
 def _unquoted(name: str) -> str:
@@ -219,7 +225,14 @@ _STDLIB_POLICY = policy.SMTP.clone(max_line_length=998)
 
 def _write_stdlib(email: Email, domain: str, text: str, html: str) -> bytes:
     message = EmailMessage(policy=_STDLIB_POLICY)
-    message["From"] = _structured(email.sender)
+    # The subject, and the sender when it has the usual shape, as the fast writer writes them:
+    # the policy would decode encoded-word look-alikes in them.
+    head = _header("Subject", header_safe(email.subject))
+    sender = _sender_mailbox(email.sender)
+    if sender is None:
+        message["From"] = _structured(email.sender)
+    else:
+        head = f"From: {sender}\r\n".encode() + head
     message["To"] = _structured(email.to)
     message["Date"] = format_datetime(email.date)
     message["Message-ID"] = message_id_header(email.message_id, domain)
@@ -227,5 +240,4 @@ def _write_stdlib(email: Email, domain: str, text: str, html: str) -> bytes:
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(text, subtype="plain", charset="utf-8")
     message.add_alternative(html, subtype="html", charset="utf-8")
-    # The subject as the fast writer writes it: the policy would decode encoded-word look-alikes.
-    return _header("Subject", header_safe(email.subject)) + message.as_bytes()
+    return head + message.as_bytes()
