@@ -201,6 +201,44 @@ def test_rename_and_create(client: ApiClient, db: Session) -> None:
     assert {a.name for a in db.scalars(select(Audience))} == {"New name", "Fresh list"}
 
 
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("", "at least 1 character"),
+        ("x" * 201, "at most 200 characters"),
+        ("a\x00b", "NUL"),
+    ],
+)
+def test_a_name_the_api_refuses_is_refused_in_the_drawer(
+    client: ApiClient, db: Session, name: str, message: str
+) -> None:
+    """The form's own attributes only suggest the limits: the page saved an empty name (a blank
+    row, "Send to “”") and one the API refuses."""
+    client, headers, org = _owner_client(client, db)
+    audience = make_audience(db, org, "Kept")
+    created = client.post("/overview/audiences", data={"name": name}, headers=headers)
+    renamed = client.post(
+        f"/overview/audiences/{audience.id}/rename", data={"name": name}, headers=headers
+    )
+    for response in (created, renamed):
+        assert response.status_code == 200 and message in response.text
+    db.expire_all()
+    assert [a.name for a in db.scalars(select(Audience))] == ["Kept"]
+
+
+def test_going_back_restores_the_whole_page(client: ApiClient, db: Session) -> None:
+    """htmx asks for the page again when its history cache has none (Back): the whole page,
+    not the table it swaps in; and caches are told the two bodies differ."""
+    client, headers, _ = _owner_client(client, db)
+    table = client.get("/overview/audiences?page=1", headers=headers)
+    restored = client.get(
+        "/overview/audiences?page=1",
+        headers={**headers, "HX-History-Restore-Request": "true"},
+    )
+    assert "<html" not in table.text and "<html" in restored.text
+    assert "HX-Request" in table.headers["Vary"]
+
+
 def test_member_is_refused_whatever_the_page_shows(client: ApiClient, db: Session) -> None:
     org = make_org(db)
     make_user(db, org, "member@example.com", "member")

@@ -12,8 +12,10 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from tidings.audiences.schemas import AudienceCreate, AudienceUpdate
 from tidings.audiences.service import create_audience, get_audience, update_audience
 from tidings.auth import Principal, user_principal
 from tidings.dashboard.routes import (
@@ -50,12 +52,13 @@ def create_audience_from_page(
     description: Annotated[str, Form()] = "",
 ) -> Response:
     actor = owner_principal(viewer)
-    _, error = attempt(
-        session,
-        lambda: create_audience(
-            session, actor, name=name.strip(), description=description.strip() or None
-        ),
-    )
+
+    def create() -> Any:
+        # The API's own checks (length, NUL), which the form's attributes only suggest.
+        body = AudienceCreate(name=name.strip(), description=description.strip() or None)
+        return create_audience(session, actor, name=body.name, description=body.description)
+
+    _, error = attempt(session, create)
     context = audiences_context(session, viewer, "", 1)
     return _fragment(request, "_audience_table.html", error=error, **context)
 
@@ -98,16 +101,27 @@ def _csv_bytes(file: UploadFile | None, csv: str) -> bytes:
 
 
 def attempt(session: Session, action: Callable[[], T]) -> tuple[T | None, str | None]:
-    """Runs a service call for a drawer. On a domain error the transaction is rolled back here
-    (the request's session would otherwise commit what was flushed) and the message is returned
-    for the fragment; authorisation errors and missing objects still propagate as real answers."""
+    """Runs a service call for a drawer. On a domain error, or a form value the API's schema
+    refuses, the transaction is rolled back here (the request's session would otherwise commit
+    what was flushed) and the message is returned for the fragment; authorisation errors and
+    missing objects still propagate as real answers."""
     try:
         return action(), None
+    except ValidationError as exc:
+        session.rollback()
+        return None, validation_message(exc)
     except ApiError as exc:
         session.rollback()
         if exc.status_code in (401, 403, 404):
             raise
         return None, exc.message
+
+
+def validation_message(exc: ValidationError) -> str:
+    """The first problem, as ``field: message``, for a drawer."""
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first.get("loc", ()))
+    return f"{field}: {first.get('msg', 'invalid')}" if field else str(first.get("msg"))
 
 
 @router.post("/overview/audiences/{audience_id}/import", response_class=HTMLResponse)
@@ -138,10 +152,13 @@ def rename_from_drawer(
     description: Annotated[str, Form()] = "",
 ) -> Response:
     actor = owner_principal(viewer)
-    changes = {"name": name.strip(), "description": description.strip() or None}
-    audience, error = attempt(
-        session, lambda: update_audience(session, actor, audience_id, changes)
-    )
+
+    def rename() -> Any:
+        body = AudienceUpdate(name=name.strip(), description=description.strip() or None)
+        changes = body.model_dump(include=body.model_fields_set)
+        return update_audience(session, actor, audience_id, changes)
+
+    audience, error = attempt(session, rename)
     if audience is None:
         audience = get_audience(session, actor.org_id, audience_id)
         return _fragment(request, "_drawer_rename.html", audience=audience, error=error)

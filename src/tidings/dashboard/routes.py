@@ -251,5 +251,13 @@ def audiences_page(
     request: Request, session: DbSession, viewer: CurrentUser, search: str = "", page: int = 1
 ) -> Response:
     context = audiences_context(session, viewer, search, page)
-    name = "_audience_table.html" if request.headers.get("hx-request") else "audiences.html"
-    return templates.TemplateResponse(request, name, context)
+    # htmx swaps in the table alone, except when it restores a page from history (Back): that
+    # needs the whole page, as does the browser itself. One URL, two bodies: ``Vary`` keeps a
+    # cache from handing the table to the browser, which then showed a page without its header.
+    partial = request.headers.get("hx-request") and not request.headers.get(
+        "hx-history-restore-request"
+    )
+    name = "_audience_table.html" if partial else "audiences.html"
+    response = templates.TemplateResponse(request, name, context)
+    response.headers["Vary"] = "HX-Request, HX-History-Restore-Request"
+    return response

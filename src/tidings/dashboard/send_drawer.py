@@ -23,7 +23,7 @@ from tidings.campaigns.reports import get_campaign, status_counts
 from tidings.campaigns.schemas import SendRequest
 from tidings.campaigns.service import send_response, send_to_audience, sms_sender_required
 from tidings.campaigns.variants import letters, variant_index
-from tidings.dashboard.drawers import attempt, owner_principal
+from tidings.dashboard.drawers import attempt, owner_principal, validation_message
 from tidings.dashboard.routes import CurrentUser, templates
 from tidings.deps import DbSession
 from tidings.models import Audience, AudienceMember, Organization
@@ -136,12 +136,6 @@ def _form(
     )
 
 
-def _validation_message(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    field = ".".join(str(part) for part in first.get("loc", ()))
-    return f"{field}: {first.get('msg', 'invalid')}" if field else str(first.get("msg"))
-
-
 def _local(value: str, zone: str) -> str:
     instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return instant.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
@@ -164,7 +158,7 @@ def send_from_drawer(
         send_request = form.to_request()
     except ValidationError as exc:
         return templates.TemplateResponse(
-            request, "_send_result.html", {"error": _validation_message(exc)}
+            request, "_send_result.html", {"error": validation_message(exc)}
         )
     campaign, error = attempt(
         session, lambda: send_to_audience(session, actor, audience_id, send_request)
