@@ -107,6 +107,35 @@ def test_keys_create_with_some_scopes_and_revoke(
     assert again.code == 1 and again.stdout == ""
 
 
+def test_keys_list_gives_the_ids_that_revoke_takes(tidings: Tidings, db: Session) -> None:
+    """``KEY=$(tidings keys create ...)`` keeps the secret only; the id is found again here."""
+    org_id = tidings("orgs", "create", "Acme").result
+    tidings("keys", "create", "--org", org_id, "--scopes", "all", "--name", "ci")
+    tidings("keys", "create", "--org", org_id, "--scopes", "read:audiences")
+    ids = list(db.scalars(select(ApiKey.id).where(ApiKey.org_id == org_id)))
+    tidings("keys", "revoke", "--org", org_id, ids[0])
+    run = tidings("keys", "list", "--org", org_id)
+    assert run.code == 0, run.stderr
+    rows = [line.split("\t") for line in run.stdout.splitlines()]
+    assert sorted(row[0] for row in rows) == sorted(ids)
+    assert all(len(row) == 6 and row[1].startswith("tid_") for row in rows)
+    revoked = {row[0]: row[5] for row in rows}
+    assert revoked[ids[0]].endswith("Z") and revoked[ids[1]] == "-"
+    assert "secret" not in run.stdout and "key_hash" not in run.stdout
+    unknown = tidings("keys", "list", "--org", "org_nope")
+    assert unknown.code == 1 and unknown.stdout == "" and "not found" in unknown.stderr
+
+
+def test_text_that_looks_like_markup_is_printed_as_it_is(tidings: Tidings, db: Session) -> None:
+    """The lines for a person quoted what was typed through rich's markup: ``[/bold]`` raised
+    a MarkupError (a traceback) after the organization was committed."""
+    run = tidings("orgs", "create", "[/bold]")
+    assert run.code == 0 and "Traceback" not in run.stderr, run.stderr
+    assert "[/bold]" in run.stderr and run.result.startswith("org_")
+    bad_zone = tidings("orgs", "create", "X", "--timezone", "[/x]")
+    assert bad_zone.code == 1 and "'[/x]'" in bad_zone.stderr and "Traceback" not in bad_zone.stderr
+
+
 def test_keys_create_errors(tidings: Tidings, db: Session) -> None:
     org_id = make_org(db).id
     unknown_scope = tidings("keys", "create", "--org", org_id, "--scopes", "read:everything")
@@ -177,6 +206,11 @@ def test_a_bad_configuration_is_one_line_not_a_traceback(tidings: Tidings) -> No
     typo = tidings("db", "upgrade", env={"TIDINGS_WORKER_BATCH_SIZE": "many"})
     assert typo.code == 1 and "TIDINGS_WORKER_BATCH_SIZE" in typo.stderr
     assert "Traceback" not in typo.stderr
+    for name, value in (("LOG_LEVEL", "bogus"), ("WORKER_BATCH_SIZE", "-5")):
+        bad = tidings("db", "upgrade", env={f"TIDINGS_{name}": value})
+        assert bad.code == 1 and f"TIDINGS_{name}" in bad.stderr, bad.stderr
+        assert "Traceback" not in bad.stderr
+    assert tidings("db", "upgrade", env={"TIDINGS_LOG_LEVEL": "debug"}).code == 0
 
 
 def test_a_database_that_cannot_be_used_is_one_line_not_a_traceback(tidings: Tidings) -> None:

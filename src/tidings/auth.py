@@ -103,6 +103,14 @@ def authenticate_api_key(session: Session, secret: str) -> Principal | None:
     )
 
 
+def list_api_keys(session: Session, org_id: str) -> list[ApiKey]:
+    """The organization's keys, newest first, revoked ones too (never their secrets)."""
+    stmt = (
+        select(ApiKey).where(ApiKey.org_id == org_id).order_by(ApiKey.created_at.desc(), ApiKey.id)
+    )
+    return list(session.scalars(stmt))
+
+
 def revoke_api_key(session: Session, org_id: str, key_id: str) -> bool:
     result = session.execute(
         update(ApiKey)

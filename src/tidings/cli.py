@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 from typer.core import TyperGroup
 
 from tidings.config import get_settings
@@ -35,15 +36,15 @@ class _Commands(TyperGroup):
             return super().invoke(ctx)
         except OperationalError as exc:
             reason = str(exc.orig or exc).strip().splitlines()[0]
-            human.print(
-                f"[red]error:[/red] the database is unavailable: {reason}; check "
+            _error(
+                f"the database is unavailable: {reason}; check "
                 "TIDINGS_DATABASE_URL and that the database server is running"
             )
             raise typer.Exit(code=1) from None
         except ProgrammingError as exc:
             if getattr(exc.orig, "sqlstate", None) != UNDEFINED_TABLE:
                 raise
-            human.print(f"[red]error:[/red] {NO_SCHEMA}")
+            _error(NO_SCHEMA)
             raise typer.Exit(code=1) from None
         finally:
             # Closed connections let SQLite remove its -wal and -shm files as the command ends.
@@ -67,7 +68,9 @@ app.add_typer(orgs_app, name="orgs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
 
-human = Console(stderr=True, soft_wrap=True)  # a line stays one line in a log or a pipe
+# A line stays one line in a log or a pipe. No markup: the lines quote what users typed, and
+# ``orgs create "[/bold]"`` raised a MarkupError after the organization was committed.
+human = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
 UNDEFINED_TABLE = "42P01"  # PostgreSQL's SQLSTATE for a missing table
 NO_SCHEMA = "the database has no Tidings schema; run `tidings db upgrade` first"
 Port = Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")]
@@ -85,7 +88,7 @@ def _configuration() -> None:
         for error in exc.errors():
             variables = ", ".join(f"TIDINGS_{str(part).upper()}" for part in error["loc"])
             where = f"{variables}: " if variables else ""
-            human.print(f"[red]error:[/red] {where}{error['msg'].removeprefix('Value error, ')}")
+            _error(f"{where}{error['msg'].removeprefix('Value error, ')}")
         raise typer.Exit(code=1) from None
 
 
@@ -95,8 +98,12 @@ def _result(value: str) -> None:
     sys.stdout.flush()
 
 
+def _error(message: str) -> None:
+    human.print(Text.assemble(("error:", "red"), " ", message))
+
+
 def _fail(exc: ApiError) -> None:
-    human.print(f"[red]error:[/red] {exc.message}")
+    _error(exc.message)
     raise typer.Exit(code=1)
 
 
@@ -141,14 +148,16 @@ def _require_current_schema(*, long_running: bool) -> None:
     except OperationalError:
         if not long_running:
             raise
-        human.print("[yellow]warning:[/yellow] the database is unreachable; starting anyway")
+        human.print(
+            Text.assemble(("warning:", "yellow"), " the database is unreachable; starting anyway")
+        )
         return
     if not current:
-        human.print(f"[red]error:[/red] {NO_SCHEMA}")
+        _error(NO_SCHEMA)
         raise typer.Exit(code=1)
     if current != heads:
-        human.print(
-            f"[red]error:[/red] the database schema is at {', '.join(sorted(current))}, this "
+        _error(
+            f"the database schema is at {', '.join(sorted(current))}, this "
             f"version needs {', '.join(sorted(heads))}; run `tidings db upgrade`"
         )
         raise typer.Exit(code=1)
@@ -210,6 +219,28 @@ def keys_create(
     _result(secret)
 
 
+@keys_app.command("list")
+def keys_list(org: Annotated[str, typer.Option("--org", help="organization id")]) -> None:
+    """The organization's keys, newest first, one per line on stdout, tab-separated: id, the
+    secret's first characters, scopes, name, created, revoked ("-" if active). The id is what
+    ``keys revoke`` takes; ``keys create`` printed only the secret to stdout."""
+    from tidings.auth import list_api_keys
+    from tidings.orgs import get_organization
+    from tidings.timeutil import isoformat_z
+
+    try:
+        with _database() as session:
+            get_organization(session, org)
+            keys = list_api_keys(session, org)
+    except ApiError as exc:
+        _fail(exc)
+    for key in keys:
+        revoked = isoformat_z(key.revoked_at) if key.revoked_at else "-"
+        fields = (key.id, key.prefix, key.scopes, key.name or "-", isoformat_z(key.created_at))
+        sys.stdout.write("\t".join((*fields, revoked)) + "\n")
+    human.print(f"{len(keys)} key(s)")
+
+
 @keys_app.command("revoke")
 def keys_revoke(
     org: Annotated[str, typer.Option("--org", help="organization id")],
@@ -221,7 +252,7 @@ def keys_revoke(
     with _database() as session:
         revoked = revoke_api_key(session, org, key_id)
     if not revoked:
-        human.print(f"[red]error:[/red] no active key {key_id!r} in {org!r}")
+        _error(f"no active key {key_id!r} in {org!r}")
         raise typer.Exit(code=1)
     human.print(f"revoked {key_id}")
     _result(key_id)
@@ -245,9 +276,7 @@ def users_create(
         else os.environ.get("TIDINGS_PASSWORD", "")
     )
     if not password:
-        human.print(
-            "[red]error:[/red] give a password in TIDINGS_PASSWORD or with --password-stdin"
-        )
+        _error("give a password in TIDINGS_PASSWORD or with --password-stdin")
         raise typer.Exit(code=1)
     try:
         with _database() as session:
@@ -322,7 +351,7 @@ def worker(
     try:
         engine = build_worker(settings, batch_size=batch_size, concurrency=concurrency)
     except TransportConfigError as exc:
-        human.print(f"[red]error:[/red] {exc}")
+        _error(str(exc))
         raise typer.Exit(code=1) from None
     try:
         if drain:
@@ -361,8 +390,8 @@ def demo(
     _migrate_if_sqlite()
     result = seed_demo()
     url = f"http://{host}:{port}"
+    human.print(Text("\nTidings demo", style="bold"))
     human.print(
-        f"\n[bold]Tidings demo[/bold]\n"
         f"  organization  {result.org_id}\n"
         f"  dashboard     {url}/overview/audiences  (login {result.owner_email} / {result.password})\n"
         f"  API docs      {url}/docs\n"

@@ -18,6 +18,9 @@ DEVELOPMENT_SECRET = "dev-secret-change-me"
 DATABASE_URL_FORMS = "use sqlite:///path/to/file.db or postgresql+psycopg://user@host:5432/db"
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TIDINGS_", extra="ignore")
 
@@ -64,6 +67,30 @@ class Settings(BaseSettings):
         if backend in ("postgres", "postgresql") and driver in ("", "psycopg"):
             return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
         raise ValueError(f"{url.drivername!r} is not a database Tidings uses; {DATABASE_URL_FORMS}")
+
+    @field_validator("log_level")
+    @classmethod
+    def _a_level_logging_knows(cls, value: str) -> str:
+        """Any case (``debug``); an unknown level was a traceback from uvicorn or logging."""
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"{value!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator(
+        "worker_batch_size",
+        "worker_concurrency",
+        "worker_max_attempts",
+        "worker_lease_seconds",
+        "worker_poll_seconds",
+    )
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        """As the worker's own flags require (``--batch-size 0`` is refused): a batch size of -5
+        claimed one message at a time."""
+        if value <= 0:
+            raise ValueError(f"must be greater than 0, not {value}")
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:
