@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from tests.conftest import POSTGRES_URL
 from tests.factories import ApiClient, auth, make_org
 from tidings.auth import ALL_SCOPES, verify_password
-from tidings.models import ApiKey, Audience, Contact, Organization, User
+from tidings.models import ApiKey, Audience, AuditEvent, Contact, Organization, User
 from tidings.scratch import create_database, drop_database
 
 
@@ -102,6 +102,9 @@ def test_keys_create_with_some_scopes_and_revoke(
     key_id = db.scalars(select(ApiKey.id).where(ApiKey.org_id == org_id)).one()
     run = tidings("keys", "revoke", "--org", org_id, key_id)
     assert run.code == 0 and run.result == key_id
+    db.rollback()  # (a new snapshot: the command wrote from another process)
+    events = db.scalars(select(AuditEvent.action).where(AuditEvent.target_id == key_id)).all()
+    assert sorted(events) == ["api_key.created", "api_key.revoked"]
     assert client.get("/v1/audiences", headers=auth(secret)).status_code == 401
     again = tidings("keys", "revoke", "--org", org_id, key_id)
     assert again.code == 1 and again.stdout == ""
@@ -190,6 +193,8 @@ def test_users_create_errors(tidings: Tidings, db: Session) -> None:
     assert no_password.code == 1 and "TIDINGS_PASSWORD" in no_password.stderr
     short = tidings(*base, env={"TIDINGS_PASSWORD": "short"})
     assert short.code == 1 and "at least 8" in short.stderr
+    blank = tidings(*base, env={"TIDINGS_PASSWORD": " " * 12})
+    assert blank.code == 1 and "not only spaces" in blank.stderr
     bad_role = tidings(*base, "--role", "admin", env={"TIDINGS_PASSWORD": "long enough pw"})
     assert bad_role.code == 1 and "role" in bad_role.stderr
     assert tidings(*base, env={"TIDINGS_PASSWORD": "long enough pw"}).code == 0

@@ -247,10 +247,19 @@ def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="key id (key_...)")],
 ) -> None:
     """Revoke an API key; it is refused from the next request on."""
-    from tidings.auth import revoke_api_key
+    from tidings.audit.service import record_event
+    from tidings.auth import Principal, revoke_api_key
 
     with _database() as session:
         revoked = revoke_api_key(session, org, key_id)
+        if revoked:  # as its creation is
+            record_event(
+                session,
+                Principal(org_id=org, actor_type="cli", actor_id=None),
+                "api_key.revoked",
+                target_type="api_key",
+                target_id=key_id,
+            )
     if not revoked:
         _error(f"no active key {key_id!r} in {org!r}")
         raise typer.Exit(code=1)

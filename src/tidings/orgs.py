@@ -43,8 +43,9 @@ def create_user(session: Session, org_id: str, email: str, role: str, password: 
     get_organization(session, org_id)
     if role not in ROLES:
         raise BadRequest(f"role must be one of {', '.join(ROLES)}")
-    if len(password) < 8:
-        raise BadRequest("password must be at least 8 characters")
+    # Spaces count inside a passphrase, but eight of them alone are no password.
+    if len(password) < 8 or not password.strip():
+        raise BadRequest("password must be at least 8 characters, not only spaces")
     try:
         email = normalize_email(email)
     except InvalidAddress as exc:
