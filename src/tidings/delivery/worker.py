@@ -238,7 +238,7 @@ class Worker:
         """No message is handed to a transport after this: once the lease runs out another worker
         may claim the batch, and a message must not be sent by two live workers. So a push begun
         before the deadline must end before the lease does, and the second half of the lease is
-        left to it: a relay may take its timeout (``RELAY_TIMEOUT_SECONDS``) on each command of
+        left to it: a relay may take its timeout (SMTP's ``TIMEOUT_SECONDS``) on each command of
         a push. The margin was 10 s at most (2 s on a 20 s lease): a push begun just before the
         deadline, to a relay answering in 3.5 s, outlived the lease, and another worker sent its
         message again. A batch takes well under a second at the worker's usual rate; what is

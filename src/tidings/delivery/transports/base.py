@@ -12,10 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-# The longest a transport waits on its relay for one answer (SMTP's socket timeout, per command;
-# the SMS API waits less).
-RELAY_TIMEOUT_SECONDS = 30.0
-
 
 @dataclass(frozen=True)
 class Email:

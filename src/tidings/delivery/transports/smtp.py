@@ -17,7 +17,6 @@ from email.utils import parseaddr
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tidings.delivery.transports.base import (
-    RELAY_TIMEOUT_SECONDS,
     Deferred,
     Delivered,
     Email,
@@ -29,7 +28,7 @@ from tidings.delivery.transports.base import (
 )
 from tidings.delivery.transports.mime import build_email, message_id_header
 
-TIMEOUT_SECONDS = RELAY_TIMEOUT_SECONDS
+TIMEOUT_SECONDS = 30  # per command: the worker leaves a push half its lease (``Worker``)
 
 
 @dataclass(frozen=True)
