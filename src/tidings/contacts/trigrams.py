@@ -97,14 +97,9 @@ def occurrences(term: str) -> list[Occurrence]:
     return found
 
 
-def pattern_trigrams(piece: str) -> set[str]:
-    """The trigrams the index looks up for ``ILIKE '%piece%'``."""
-    return {found.trigram for found in occurrences(piece)}
-
-
 def trigrams(value: str) -> set[str]:
-    """The trigrams pg_trgm indexes for ``value`` (``show_trgm``): every run padded, as
-    ``pattern_trigrams(f" {value} ")`` would say, without placing them (the statistics hold
+    """The trigrams pg_trgm indexes for ``value`` (``show_trgm``): every run padded, as the
+    ``occurrences`` of ``f" {value} "`` would say, without placing them (the statistics hold
     hundreds of values)."""
     found: set[str] = set()
     for _, run in _runs(value):
