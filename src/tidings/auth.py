@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from tidings.contacts.normalize import InvalidAddress, normalize_email
@@ -132,7 +132,14 @@ def verify_password(password_hash: str, password: str) -> bool:
 
 
 def create_dashboard_session(session: Session, user: User) -> tuple[str, DashboardSession]:
-    """Returns the cookie token (only its hash is stored) and the session row with its CSRF token."""
+    """Returns the cookie token (only its hash is stored) and the session row with its CSRF token.
+    The user's expired sessions are deleted on the way: nothing else ends a session that was
+    never logged out of, and each login would otherwise leave a row for ever."""
+    session.execute(
+        delete(DashboardSession).where(
+            DashboardSession.user_id == user.id, DashboardSession.expires_at <= utcnow()
+        )
+    )
     token = secrets.token_urlsafe(32)
     row = DashboardSession(
         token_hash=_digest(token),

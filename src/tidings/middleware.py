@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -34,6 +36,8 @@ from tidings.timeutil import utcnow
 IDEMPOTENT_PREFIXES = ("/v1/", "/api/v1/", "/api/internal/")
 # Far longer than any request may run (imports and sends are bounded to 10,000 rows).
 ABANDONED_AFTER = timedelta(minutes=10)
+# How often a process sweeps out every caller's expired records (``purge_expired_idempotency_keys``).
+PURGE_EVERY = timedelta(minutes=10)
 
 
 class _BodyTooLarge(Exception):
@@ -135,6 +139,8 @@ def _claim(owner: str, key: str, request_hash: str) -> IdempotencyKey | None:
     progress" after ``ABANDONED_AFTER``: their request died with its process, or the database
     went away before the answer could be recorded; without this the key would answer 409 until
     the retention window ran out."""
+    if _purge_clock.due():
+        purge_expired_idempotency_keys()
     now = utcnow()
     ttl = timedelta(hours=get_settings().idempotency_ttl_hours)
     with session_scope() as session:
@@ -178,7 +184,30 @@ def _release(owner: str, key: str) -> None:
         )
 
 
+class _Every:
+    """``due()`` is true at most once per ``interval`` in this process, whichever thread asks."""
+
+    def __init__(self, interval: timedelta) -> None:
+        self.interval = interval.total_seconds()
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def due(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            if now < self._next:
+                return False
+            self._next = now + self.interval
+            return True
+
+
+_purge_clock = _Every(PURGE_EVERY)
+
+
 def purge_expired_idempotency_keys() -> int:
+    """Forgets every caller's records older than the retention window. ``_claim`` forgets only
+    the key it claims, so without this sweep a key never reused stays for ever: the table grew
+    by one row per keyed POST."""
     ttl = timedelta(hours=get_settings().idempotency_ttl_hours)
     with session_scope() as session:
         result = session.execute(

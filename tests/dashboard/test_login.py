@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from tests.factories import ApiClient, make_audience, make_org, make_user
 from tidings.models import DashboardSession, User
+from tidings.timeutil import utcnow
 
 PASSWORD = "correct horse battery"
 
@@ -171,3 +173,25 @@ def test_get_logout_asks_to_confirm_with_the_form(client: ApiClient, db: Session
     client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
     gone = client.get("/logout", follow_redirects=False)
     assert gone.status_code == 303 and gone.headers["location"] == "/login"
+
+
+def test_a_login_clears_the_users_expired_sessions(client: ApiClient, db: Session) -> None:
+    """A session never logged out of ends by expiring; its row goes at the user's next login,
+    and other users' sessions, expired or not, stay."""
+    org = make_org(db)
+    make_user(db, org, "owner@example.com")
+    make_user(db, org, "other@example.com")
+    login(ApiClient(client.app), "owner@example.com")
+    login(ApiClient(client.app), "other@example.com")
+    db.execute(update(DashboardSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+    db.commit()
+    login(client, "owner@example.com")
+    assert client.get("/overview/audiences").status_code == 200
+    users = db.scalars(select(User.email).join(DashboardSession)).all()
+    assert sorted(users) == ["other@example.com", "owner@example.com"]
+    live = db.scalar(
+        select(func.count())
+        .select_from(DashboardSession)
+        .where(DashboardSession.expires_at > utcnow())
+    )
+    assert live == 1

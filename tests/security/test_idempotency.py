@@ -4,6 +4,7 @@ ended session, not a request the route would refuse."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -11,7 +12,9 @@ from sqlalchemy.orm import Session
 
 from tests.dashboard.test_login import login, page_csrf
 from tests.factories import ApiClient, auth, make_audience, make_key, make_org, make_user
-from tidings.models import ApiKey, Audience, Organization
+from tidings import middleware
+from tidings.config import get_settings
+from tidings.models import ApiKey, Audience, IdempotencyKey, Organization
 from tidings.timeutil import utcnow
 
 CSV = "email,name\nvic@example.com,Vic\nnot-an-email,Row3\n"
@@ -101,3 +104,32 @@ def test_two_keys_of_one_organization_keep_their_own(client: ApiClient, db: Sess
         response = client.post("/v1/audiences", json=body, headers=headers)
         assert response.status_code == 201 and "idempotent-replayed" not in response.headers
     assert db.scalar(select(func.count()).select_from(Audience)) == 2
+
+
+def test_expired_records_of_every_caller_are_swept(
+    client: ApiClient, db: Session, monkeypatch: Any
+) -> None:
+    """A key that is never sent again is still forgotten once the retention window has passed:
+    a keyed POST sweeps every caller's expired records (at most once per ``PURGE_EVERY``)."""
+    org = make_org(db)
+    first, second = make_key(db, org), make_key(db, org)
+    for secret, key in ((first, "old-1"), (second, "old-2"), (first, "recent")):
+        headers = {**auth(secret), "Idempotency-Key": key}
+        assert client.post("/v1/audiences", json={"name": key}, headers=headers).status_code == 201
+    ttl = timedelta(hours=get_settings().idempotency_ttl_hours)
+    db.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.key.in_(["old-1", "old-2"]))
+        .values(created_at=utcnow() - ttl - timedelta(minutes=1))
+    )
+    db.commit()
+    monkeypatch.setattr(middleware, "_purge_clock", middleware._Every(middleware.PURGE_EVERY))
+    headers = {**auth(second), "Idempotency-Key": "new"}
+    assert client.post("/v1/audiences", json={"name": "new"}, headers=headers).status_code == 201
+    assert sorted(db.scalars(select(IdempotencyKey.key))) == ["new", "recent"]
+    # Within PURGE_EVERY, a newly expired record waits for the next sweep.
+    db.execute(update(IdempotencyKey).values(created_at=utcnow() - ttl - timedelta(minutes=1)))
+    db.commit()
+    headers = {**auth(first), "Idempotency-Key": "newer"}
+    assert client.post("/v1/audiences", json={"name": "x"}, headers=headers).status_code == 201
+    assert sorted(db.scalars(select(IdempotencyKey.key))) == ["new", "newer", "recent"]
