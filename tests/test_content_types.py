@@ -122,3 +122,41 @@ def test_a_request_without_a_valid_key_is_a_401_first(client: ApiClient) -> None
             headers["Authorization"] = authorization
         response = client.post("/v1/audiences", content=b"name=x", headers=headers)
         assert response.status_code == 401, authorization
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("mount", ["/v1", "/api/v1"])
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [("application/json", b"{bad"), ("text/plain", b"name=x"), ("application/json", b"")],
+)
+def test_the_caller_is_checked_before_the_body(
+    client: ApiClient, db: Session, mount: str, content_type: str, body: bytes
+) -> None:
+    """A body that is not JSON, or not JSON at all, tells a caller the route refuses nothing
+    about the body: no key or a wrong one is a 401, a key without the scope a 403."""
+    org = make_org(db)
+    reader = make_key(db, org, "read:audiences")
+    audience = make_audience(db, org)
+    headers = {"Content-Type": content_type}
+    cases = [
+        ("POST", "/audiences", {}, 401),
+        ("POST", "/audiences", auth("tid_not-a-key"), 401),
+        ("POST", "/audiences", auth(reader), 403),
+        ("PATCH", f"/audiences/{audience.id}", auth(reader), 403),
+        ("POST", f"/audiences/{audience.id}/contacts", auth(reader), 403),
+        ("POST", f"/audiences/{audience.id}/send", auth(reader), 403),
+        ("POST", "/contacts", auth(reader), 403),
+    ]
+    for method, path, key, status in cases:
+        response = client.request(
+            method, f"{mount}{path}", content=body, headers={**headers, **key}
+        )
+        assert response.status_code == status, (method, path, response.text)
+        assert response.json()["error"]["code"] == (
+            "unauthorized" if status == 401 else "forbidden"
+        )
+    # The key that may call the route hears about its body.
+    writer = make_key(db, org, "write:audiences")
+    response = client.post(f"{mount}/audiences", content=body, headers={**headers, **auth(writer)})
+    assert response.status_code == (415 if content_type == "text/plain" else 400)

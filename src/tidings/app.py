@@ -30,7 +30,7 @@ from tidings.dashboard.routes import router as dashboard_router
 from tidings.dashboard.send_drawer import router as send_drawer_router
 from tidings.db import get_engine
 from tidings.delivery.unsubscribe import router as unsubscribe_router
-from tidings.deps import json_body_type, required_scopes
+from tidings.deps import check_public_caller, json_body_type, required_scopes
 from tidings.errors import ServiceUnavailable, error_responses, install_error_handlers
 from tidings.imports.router import internal_router as imports_internal_router
 from tidings.imports.router import router as imports_router
@@ -164,7 +164,7 @@ def create_app() -> FastAPI:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     app = FastAPI(title="Tidings", version=__version__, description=DESCRIPTION, lifespan=_lifespan)
-    install_error_handlers(app)
+    install_error_handlers(app, check_caller=check_public_caller)
 
     app.include_router(_public_api(True), prefix="/v1")
     app.include_router(_public_api(False), prefix="/api/v1")

@@ -24,12 +24,13 @@ from tidings.auth import (
     user_principal,
 )
 from tidings.config import get_settings
-from tidings.db import POOL_CONNECTIONS, new_session
+from tidings.db import POOL_CONNECTIONS, new_session, session_scope
 from tidings.errors import Forbidden, ServiceUnavailable, Unauthorized, UnsupportedMediaType
 
 SESSION_COOKIE = "tidings_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PUBLIC_PREFIXES = ("/v1/", "/api/v1/")
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
@@ -106,8 +107,9 @@ async def json_body_type(
     """A request body in another content type than JSON is a 415 (DESIGN §2) that says what to
     send, rather than a 400 about "a valid dictionary". A body without a Content-Type is read as
     JSON (``app._public_api``); a request without a body passes whatever its headers say. The
-    caller is authenticated first: a missing or wrong key is a 401 whatever the body (the
-    lookup is the route's own, made once per request)."""
+    caller is checked first: a missing or wrong key is a 401, and a key without the route's
+    scopes a 403, whatever the body (the lookup is the route's own, made once per request)."""
+    check_route_scopes(request, _caller)
     content_type = request.headers.get("content-type")
     if content_type is None or not _has_body(request):
         return
@@ -203,6 +205,26 @@ def required_scopes(dependant: Dependant) -> tuple[str, ...]:
         found.extend(getattr(sub.call, "required_scopes", ()))
         found.extend(required_scopes(sub))
     return tuple(dict.fromkeys(found))
+
+
+def check_route_scopes(request: Request, principal: Principal) -> None:
+    """403 unless the key holds every scope the matched route demands."""
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    for scope in required_scopes(dependant) if dependant is not None else ():
+        check_scope(principal, scope)
+
+
+async def check_public_caller(request: Request) -> None:
+    """The 401 or 403 a public route gives a caller it refuses, for a request FastAPI refused
+    before the route's own checks ran (``errors.refused_before_dependencies``)."""
+    if not request.url.path.startswith(PUBLIC_PREFIXES):
+        return
+
+    def check() -> None:
+        with session_scope() as session:
+            check_route_scopes(request, api_principal(request, session))
+
+    await run_in_threadpool(check)
 
 
 def dashboard_principal(request: Request, session: DbSession) -> Principal | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -188,16 +189,40 @@ def allowed_methods(request: Request) -> list[str]:
     ]
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def api_error_response(exc: ApiError) -> JSONResponse:
+    response = envelope(exc.status_code, exc.code, exc.message, exc.details)
+    if exc.retry_after:
+        response.headers["Retry-After"] = "1"
+    if exc.status_code == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"  # RFC 6750 §3: how to authenticate
+    return response
+
+
+def refused_before_dependencies(exc: RequestValidationError) -> bool:
+    """FastAPI reads a JSON body before a route's dependencies run, and refuses one that is not
+    JSON at once: the caller was not checked yet."""
+    return any(err.get("type") == "json_invalid" for err in exc.errors())
+
+
+CallerCheck = Callable[[Request], Awaitable[None]]
+
+
+def install_error_handlers(app: FastAPI, check_caller: CallerCheck | None = None) -> None:
+    """``check_caller`` raises the route's 401 or 403 for a caller it would refuse; it runs
+    before a body FastAPI refused is reported, so that who may not call a route learns that, not
+    what is wrong with the body."""
+
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        response = envelope(exc.status_code, exc.code, exc.message, exc.details)
-        if exc.retry_after:
-            response.headers["Retry-After"] = "1"
-        return response
+        return api_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if check_caller is not None and refused_before_dependencies(exc):
+            try:
+                await check_caller(request)
+            except ApiError as refusal:
+                return api_error_response(refusal)
         details = _validation_details(exc)
         first = details[0] if details else {"field": "", "message": "invalid request"}
         where = f"'{first['field']}': " if first["field"] else ""
