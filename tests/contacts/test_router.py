@@ -262,6 +262,36 @@ def test_search_matches_name_email_and_phone_case_insensitively(
     assert len(_names(client, headers, "")) == 3
 
 
+def test_a_phone_is_found_as_people_write_it(
+    client: ApiClient, headers: dict[str, str], db: Session
+) -> None:
+    """Phones are stored in E.164; a term typed with spaces, brackets, dashes or dots is
+    searched by its digits (and leading +), in the organization's and an audience's lists."""
+    for payload in (
+        {"phone": "+14155550123", "name": "Dana"},
+        {"phone": "+442079460958", "name": "Eli"},
+        {"email": "room-415@example.com", "name": "Flat 415 555"},
+    ):
+        assert client.post("/v1/contacts", headers=headers, json=payload).status_code == 201
+    for term in ("(415) 555-0123", "+1 415 555 0123", "415.555.0123", "+1-415-555-0123"):
+        assert _names(client, headers, term) == {"Dana"}, term
+    assert _names(client, headers, "+44 20 7946 0958") == {"Eli"}
+    assert _names(client, headers, "415 555") == {"Dana", "Flat 415 555"}  # digits or as typed
+    assert _names(client, headers, "415-555") == {"Dana"}
+    assert _names(client, headers, "(1)") == set()  # fewer than three digits: as typed
+    audience = client.post("/v1/audiences", headers=headers, json={"name": "Calls"}).json()
+    ids = [c["id"] for c in client.get("/v1/contacts", headers=headers).json()["data"]]
+    client.post(
+        f"/v1/audiences/{audience['id']}/contacts", headers=headers, json={"contactIds": ids}
+    )
+    members = client.get(
+        f"/v1/audiences/{audience['id']}/contacts",
+        headers=headers,
+        params={"search": "(415) 555-0123"},
+    ).json()
+    assert [c["name"] for c in members["data"]] == ["Dana"]
+
+
 def test_search_folds_case_beyond_ascii(client: ApiClient, headers: dict[str, str]) -> None:
     """SQLite's own lower() folds ASCII only; both backends match "RÉNA" to "Réna"."""
     for payload in (

@@ -84,8 +84,11 @@ def test_every_contact_search_is_served_by_the_search_index(
         available_stmt(db, audience, "son 12345"),
         # A term with the separator: the index finds candidates, each field is then checked.
         list_contacts_stmt(db, org.id, "Person 12345\nc12345"),
+        # A phone as people write it: as typed, or its digits.
+        list_contacts_stmt(db, org.id, "(415) 555-0123"),
     ):
         assert SEARCH_INDEX in _plan(db, stmt), _plan(db, stmt)
+        assert "Seq Scan" not in _plan(db, stmt), _plan(db, stmt)
     # Knowing nothing of the values, the planner may start elsewhere for an audience; for the
     # organization's contacts the search is the only selective condition.
     searched = list_contacts_stmt(db, org.id, "c12345@")

@@ -5,6 +5,7 @@ Every read goes through ``tenancy``; writes only ``flush()`` — the caller owns
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
@@ -56,6 +57,7 @@ class ContactExists(Conflict):
 ORG_ID = bindparam("org_id", type_=String)
 SEARCH_PATTERN = bindparam("search_pattern", type_=String)
 LEAD_PATTERN = bindparam("lead_pattern", type_=String)
+DIALLED_PATTERN = bindparam("dialled_pattern", type_=String)
 
 
 class SearchMatch(Enum):
@@ -68,11 +70,13 @@ class SearchMatch(Enum):
 
 @dataclass(frozen=True)
 class SearchShape:
-    """Which template a contact list runs: how it matches the term, and whether a rarer piece
-    of the term (``LEAD_PATTERN``, ``trigrams.lead``) is matched first."""
+    """Which template a contact list runs: how it matches the term, whether a rarer piece of
+    the term (``LEAD_PATTERN``, ``trigrams.lead``) is matched first, and whether the term's
+    digits (``DIALLED_PATTERN``, ``dialled_form``) are matched too."""
 
     how: SearchMatch
     led: bool = False
+    dialled: bool = False
 
 
 UNSEARCHED = SearchShape(SearchMatch.NONE)
@@ -86,18 +90,38 @@ def narrows(term: str | None) -> bool:
 
 def search_values(session: Session, term: str | None) -> tuple[SearchShape, dict[str, str]]:
     """How ``term`` is matched and the values of ``SEARCH_PATTERN`` (a case-insensitive
-    substring of name, email or phone) and, on PostgreSQL, of ``LEAD_PATTERN`` when a piece of
-    the term is rarer than the whole. LIKE wildcards in the term are escaped so ``50%`` searches
-    for the text, not a pattern."""
+    substring of name, email or phone), of ``DIALLED_PATTERN`` for a term written like a phone
+    number and, on PostgreSQL, of ``LEAD_PATTERN`` when a piece of the term is rarer than the
+    whole. LIKE wildcards in the term are escaped so ``50%`` searches for the text, not a
+    pattern."""
     if not narrows(term):
         return UNSEARCHED, {}
     term = (term or "").strip()
     how = SearchMatch.BY_FIELD if SEARCH_SEPARATOR in term else SearchMatch.JOINED
     values = {"search_pattern": substring_pattern(term)}
+    dialled = dialled_form(term)
+    if dialled is not None:
+        values["dialled_pattern"] = substring_pattern(dialled)
     piece = trigrams.lead(term, trigrams.shares(session)) if is_postgres(session) else None
-    if piece is None:
-        return SearchShape(how), values
-    return SearchShape(how, led=True), {**values, "lead_pattern": substring_pattern(piece)}
+    if piece is not None:
+        values["lead_pattern"] = substring_pattern(piece)
+    return SearchShape(how, led=piece is not None, dialled=dialled is not None), values
+
+
+# A term written the way people write phone numbers: digits and the punctuation they put
+# between them (and at least three digits: ``dialled_form``).
+_TYPED_PHONE = re.compile(r"\+?[0-9 ().-]+")
+
+
+def dialled_form(term: str) -> str | None:
+    """Phones are stored in E.164 (``+14155550123``), so a term like ``(415) 555-0123`` or
+    ``+1 415 555 0123`` also matches as ``4155550123`` or ``+14155550123``: its digits, after
+    a leading ``+``. None for any other term, and for one already in that form."""
+    digits = "".join(c for c in term if c in "0123456789")
+    if len(digits) < 3 or not _TYPED_PHONE.fullmatch(term):
+        return None
+    dialled = ("+" if term.startswith("+") else "") + digits
+    return dialled if dialled != term else None
 
 
 def substring_pattern(term: str) -> str:
@@ -118,6 +142,9 @@ def search_filter(shape: SearchShape) -> ColumnElement[bool] | None:
     A led search matches ``LEAD_PATTERN`` first: PostgreSQL looks up the index conditions in
     the order written, and the lead's uncommon trigrams leave few candidates for the whole
     term's common ones (``trigrams``).
+
+    A dialled search also keeps what ``DIALLED_PATTERN`` matches: digits alone cannot span the
+    separator, so the joined text (and its index) serves for them too.
     """
     if shape.how is SearchMatch.NONE:
         return None
@@ -127,7 +154,8 @@ def search_filter(shape: SearchShape) -> ColumnElement[bool] | None:
     if shape.how is SearchMatch.BY_FIELD:
         fields = (Contact.name, Contact.email, Contact.phone)
         conditions.append(or_(*(_contains(field, SEARCH_PATTERN) for field in fields)))
-    return and_(*conditions)
+    as_typed = and_(*conditions)
+    return or_(as_typed, _contains(joined_text, DIALLED_PATTERN)) if shape.dialled else as_typed
 
 
 def _contains(
