@@ -190,6 +190,16 @@ def test_any_content_reads_back_unchanged(
         assert rich is not None and _normal(rich) == _normal(expected_html)
 
 
+def test_a_long_encoded_sender_name_folds_with_crlf() -> None:
+    """An encoded name too long for one line folds, and its fold is CRLF like every line's
+    (hypothesis found a bare LF there)."""
+    mail = _email(sender=f"{'Ünïcödé ' * 8}<news@acme.test>")
+    data = build_email(mail, "x")
+    _lines_ok(data)
+    name = _parse(data)["From"].addresses[0].display_name
+    assert name.split() == ["Ünïcödé"] * 8
+
+
 def _normal(body: str) -> str:
     """Line ends are the transport's business: compare bodies modulo CR/LF style and a final
     newline."""

@@ -115,7 +115,7 @@ def _display_name(name: str) -> str:
     The address after it may be UTF-8 (an internationalised one), which ``formataddr`` refuses,
     so it formats the name alone."""
     if "=?" in name or not name.isascii():
-        return Header(name, "utf-8").encode()
+        return Header(name, "utf-8").encode(linesep="\r\n")  # folded as every header line
     return formataddr((name, "x@x")).removesuffix(" <x@x>")
 
 
