@@ -265,6 +265,48 @@ def test_deleted_contact_gets_nothing(db: Session, smtp_sink: SmtpSink) -> None:
     assert message.status == "cancelled" and message.error == "the contact was deleted"
 
 
+def test_a_changed_address_gets_the_message_and_the_old_one_nothing(
+    db: Session, smtp_sink: SmtpSink
+) -> None:
+    """A message goes to its contact's address as it is when it is sent, and its row says so;
+    a contact whose address for the channel was removed gets nothing."""
+    org = make_org(db)
+    moved = make_contact(db, org, email="old@example.com", name="Mo")
+    removed = make_contact(db, org, email="gone@example.com", phone="+14155550100")
+    audience = make_audience(db, org, members=[moved, removed])
+    campaign, _ = make_campaign(db, org, audience, [moved, removed])
+    moved.email = "new@example.com"
+    removed.email = None
+    db.commit()
+
+    drain()
+
+    assert [r.rcpt_tos for r in smtp_sink.handler.received] == [["new@example.com"]]
+    rows = {m.contact_id: m for m in _messages(db, campaign)}
+    assert (rows[moved.id].status, rows[moved.id].to_address) == ("sent", "new@example.com")
+    gone = rows[removed.id]
+    assert (gone.status, gone.to_address) == ("cancelled", "gone@example.com")
+    assert gone.error == "the contact no longer has an email address"
+
+
+def test_a_changed_address_is_checked_against_the_suppression_list(
+    db: Session, smtp_sink: SmtpSink
+) -> None:
+    org = make_org(db)
+    person = make_contact(db, org, email="old@example.com")
+    audience = make_audience(db, org, members=[person])
+    campaign, _ = make_campaign(db, org, audience, [person])
+    person.email = "blocked@example.com"
+    db.add(Suppression(id="sup_z", org_id=org.id, address="blocked@example.com", reason="manual"))
+    db.commit()
+
+    drain()
+
+    assert smtp_sink.handler.received == []
+    [message] = _messages(db, campaign)
+    assert (message.status, message.to_address) == ("suppressed", "blocked@example.com")
+
+
 def test_sms_file_transport_writes_json(db: Session) -> None:
     org = make_org(db)
     person = make_contact(db, org, phone="+14155550100", name="Sam")

@@ -2,18 +2,23 @@
 
 Rendering happens at delivery time, not at scheduling time: the campaign's template snapshot (so
 editing a template after scheduling changes nothing), the message's subject variant, the contact's
-data as it is now, the send request's variables (DESIGN.md §4), and the recipient's own
-``unsubscribe_url``. Suppression is checked here too, just before sending, so an address that
-unsubscribed after the campaign was scheduled gets nothing.
+data and address as they are now, the send request's variables (DESIGN.md §4), and the
+recipient's own ``unsubscribe_url``. Suppression is checked here too, just before sending, so an
+address that unsubscribed after the campaign was scheduled gets nothing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from tidings.contacts.normalize import suppression_key
-from tidings.delivery.render import TemplateRenderFailed, render_message, template_variables
+from tidings.delivery.render import (
+    ContactData,
+    TemplateRenderFailed,
+    render_message,
+    template_variables,
+)
 from tidings.delivery.store import BatchContext, CampaignSnapshot, ClaimedMessage
 from tidings.delivery.tokens import unsubscribe_url
 from tidings.delivery.transports.base import Email, Outgoing, Sms
@@ -39,14 +44,18 @@ class Skip:
 def compose(
     message: ClaimedMessage, context: BatchContext, senders: Senders, now: datetime
 ) -> Outgoing | Skip:
+    """``message`` (as ``readdressed`` gives it) as an email or SMS, or why it is not sent."""
     campaign = context.campaigns.get(message.campaign_id)
     if campaign is None or campaign.status == "cancelled":
         return Skip("cancelled", "the campaign was cancelled")
-    if (message.org_id, suppression_key(message.to_address)) in context.suppressed:
-        return Skip("suppressed", "the address is on the suppression list")
     contact = context.contacts.get((message.org_id, message.contact_id))
     if contact is None:
         return Skip("cancelled", "the contact was deleted")
+    if current_address(contact, message.channel) is None:
+        what = "an email address" if message.channel == "email" else "a phone number"
+        return Skip("cancelled", f"the contact no longer has {what}")
+    if (message.org_id, suppression_key(message.to_address)) in context.suppressed:
+        return Skip("suppressed", "the address is on the suppression list")
     link = unsubscribe_url(message.org_id, message.to_address)
     variables = template_variables(contact, campaign.variables, link)
     try:
@@ -72,6 +81,22 @@ def compose(
         unsubscribe_url=link,
         date=now,
     )
+
+
+def current_address(contact: ContactData, channel: str) -> str | None:
+    return contact.email if channel == "email" else contact.phone
+
+
+def readdressed(message: ClaimedMessage, context: BatchContext) -> ClaimedMessage:
+    """``message`` to its contact's address as it is now. A send fixes each message's address
+    when it is scheduled, but the contact may change it before the message is due: a corrected
+    address gets the message (and the message row records it), a removed one gets nothing
+    (``compose``), and the old address is never written to again."""
+    contact = context.contacts.get((message.org_id, message.contact_id))
+    address = None if contact is None else current_address(contact, message.channel)
+    if address is None or address == message.to_address:
+        return message
+    return replace(message, to_address=address)
 
 
 def subject_source(campaign: CampaignSnapshot, message: ClaimedMessage) -> str | None:

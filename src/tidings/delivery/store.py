@@ -227,7 +227,6 @@ class SqlStore:
         campaign_ids = sorted({m.campaign_id for m in claimed})
         org_ids = sorted({m.org_id for m in claimed})
         contact_ids = sorted({m.contact_id for m in claimed})
-        addresses = sorted({suppression_key(m.to_address) for m in claimed})
         pg = self.postgres
         with self._reader() as connection:
             campaign_rows = connection.execute(
@@ -238,6 +237,11 @@ class SqlStore:
                     one_of(contacts.c.id, contact_ids, pg), one_of(contacts.c.org_id, org_ids, pg)
                 )
             ).all()
+            # The addresses the messages were scheduled to, and the contacts' addresses now
+            # (``compose.readdressed``).
+            current = (address for row in contact_rows for address in (row.email, row.phone))
+            scheduled = (m.to_address for m in claimed)
+            addresses = sorted({suppression_key(a) for a in (*scheduled, *current) if a})
             suppressed_rows = connection.execute(
                 select(suppressions.c.org_id, suppressions.c.address).where(
                     one_of(suppressions.c.org_id, org_ids, pg),
@@ -305,13 +309,14 @@ class SqlStore:
 
     def _record_sent(self, connection: Connection, sent: Sequence[Result], now: datetime) -> int:
         """The outcome of almost every message. On PostgreSQL one ``UPDATE ... FROM unnest(...)``
-        (four array parameters) instead of an ``executemany`` of one fenced UPDATE per message:
+        (five array parameters) instead of an ``executemany`` of one fenced UPDATE per message:
         binding and pipelining 20 statements was a tenth of the worker's CPU."""
         if not self.postgres:
             return int(connection.execute(_RECORD_SENT, [_params(r, now) for r in sent]).rowcount)
         parameters = {
             "ids": [r.message.id for r in sent],
             "attempts": [r.message.attempt for r in sent],
+            "to_addresses": [r.message.to_address for r in sent],
             "sent_at": [r.at for r in sent],
             "provider_ids": [r.provider_id for r in sent],
             "now": now,
@@ -424,6 +429,7 @@ _RECORD_SENT = (
     .where(*_FENCE)
     .values(
         status="sent",
+        to_address=bindparam("b_to"),
         sent_at=bindparam("b_at"),
         provider_id=bindparam("b_provider_id"),
         error=None,
@@ -435,11 +441,12 @@ _RECORD_SENT = (
 _PG_RECORD_SENT = text(
     """
     UPDATE messages AS m
-       SET status = 'sent', sent_at = v.sent_at, provider_id = v.provider_id, error = NULL,
-           lease_expires_at = NULL, updated_at = :now
+       SET status = 'sent', to_address = v.to_address, sent_at = v.sent_at,
+           provider_id = v.provider_id, error = NULL, lease_expires_at = NULL, updated_at = :now
       FROM unnest(CAST(:ids AS text[]), CAST(:attempts AS integer[]),
-                  CAST(:sent_at AS timestamptz[]), CAST(:provider_ids AS text[]))
-           AS v(id, attempt, sent_at, provider_id)
+                  CAST(:to_addresses AS text[]), CAST(:sent_at AS timestamptz[]),
+                  CAST(:provider_ids AS text[]))
+           AS v(id, attempt, to_address, sent_at, provider_id)
      WHERE m.id = v.id AND m.attempt = v.attempt AND m.status = 'sending'
     """
 ).bindparams(
@@ -454,6 +461,7 @@ _RECORD_RETRY = (
     .values(
         {
             "status": "scheduled",
+            "to_address": bindparam("b_to"),
             "scheduled_at": bindparam("b_retry_at"),
             "error": bindparam("b_error"),
             "metadata": bindparam("b_metadata", type_=messages.c["metadata"].type),
@@ -467,6 +475,7 @@ _RECORD_FINAL = (
     .where(*_FENCE)
     .values(
         status=bindparam("b_status"),
+        to_address=bindparam("b_to"),
         error=bindparam("b_error"),
         lease_expires_at=None,
         updated_at=bindparam("b_now"),
@@ -479,6 +488,7 @@ def _params(result: Result, now: datetime) -> dict[str, Any]:
     params: dict[str, Any] = {
         "b_id": result.message.id,
         "b_attempt": result.message.attempt,
+        "b_to": result.message.to_address,  # the contact's address now (``compose.readdressed``)
         "b_now": now,
         "b_error": result.error,
     }

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from tidings.delivery.compose import Senders, Skip, compose
+from tidings.delivery.compose import Senders, Skip, compose, readdressed
 from tidings.delivery.store import BatchContext, ClaimedMessage, Result
 from tidings.delivery.transports.base import (
     Deferred,
@@ -161,7 +161,8 @@ class Worker:
         now = self.clock()
         results: list[Result] = []
         work: list[tuple[ClaimedMessage, Outgoing]] = []
-        for message in claimed:
+        for scheduled in claimed:
+            message = readdressed(scheduled, context)
             composed = _compose(message, context, self.senders, now)
             if isinstance(composed, Skip):
                 results.append(
