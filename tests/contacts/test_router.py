@@ -10,7 +10,15 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tests.factories import ApiClient, auth, make_audience, make_contact, make_key, make_org
+from tests.factories import (
+    ApiClient,
+    auth,
+    make_audience,
+    make_campaign,
+    make_contact,
+    make_key,
+    make_org,
+)
 from tidings.models import Audience, AudienceMember, AuditEvent, Contact, Organization
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -388,6 +396,25 @@ def test_search_is_newest_first_and_every_page_carries_the_total(
     assert [p["total"] for p in (first, second, past)] == [4, 4, 4]
     assert [c["id"] for c in first["data"] + second["data"]] == ids[::-1]
     assert past["data"] == [] and second["totalPages"] == 2
+
+
+def test_deleting_a_contact_cancels_its_scheduled_messages(
+    client: ApiClient, headers: dict[str, str], db: Session, org: Organization
+) -> None:
+    """The messages list and the campaign's counts say at once that a deleted contact gets
+    nothing; the other recipients' messages stay scheduled."""
+    gone, stays = make_contact(db, org, email="gone@x.io"), make_contact(db, org, email="s@x.io")
+    audience = make_audience(db, org, "First", members=[gone, stays])
+    campaign, _ = make_campaign(db, org, audience, [gone, stays])
+    assert client.delete(f"/v1/contacts/{gone.id}", headers=headers).status_code == 200
+    listed = client.get(f"/v1/messages?campaignId={campaign.id}", headers=headers).json()["data"]
+    statuses = {m["contactId"]: (m["status"], m["error"]) for m in listed}
+    assert statuses == {
+        gone.id: ("cancelled", "the contact was deleted"),
+        stays.id: ("scheduled", None),
+    }
+    counts = client.get(f"/v1/campaigns/{campaign.id}", headers=headers).json()["counts"]
+    assert counts["cancelled"] == 1 and counts["scheduled"] == 1
 
 
 def test_deleting_a_contact_updates_each_audience_count(

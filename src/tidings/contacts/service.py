@@ -38,6 +38,7 @@ from tidings.models import (
     Audience,
     AudienceMember,
     Contact,
+    Message,
     Organization,
     contact_search_text,
 )
@@ -369,14 +370,37 @@ def delete_contact(session: Session, actor: Principal, contact_id: str) -> None:
     session.delete(contact)
     session.flush()
     count_contacts(session, actor.org_id, -1)
+    cancelled = _cancel_scheduled_messages(session, actor.org_id, contact.id)
     record_event(
         session,
         actor,
         "contact.deleted",
         target_type="contact",
         target_id=contact.id,
-        data={"email": contact.email, "phone": contact.phone, "audiences": audience_ids},
+        data={
+            "email": contact.email,
+            "phone": contact.phone,
+            "audiences": audience_ids,
+            "cancelled_messages": cancelled,
+        },
     )
+
+
+def _cancel_scheduled_messages(session: Session, org_id: str, contact_id: str) -> int:
+    """A deleted contact's messages not yet handed to a worker are ``cancelled`` now, so the
+    messages list and the campaigns' counts say so at once rather than when a worker reaches
+    them (which would cancel them too: ``delivery.compose``). A message being sent finishes."""
+    result = session.execute(
+        update(Message)
+        .where(
+            org_filter(Message, org_id),
+            Message.contact_id == contact_id,
+            Message.status == "scheduled",
+        )
+        .values(status="cancelled", error="the contact was deleted", updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def contacts_in_org(session: Session, org_id: str, contact_ids: list[str]) -> set[str]:
