@@ -21,7 +21,7 @@ from tidings.db import get_engine
 from tidings.delivery import worker as worker_module
 from tidings.delivery.compose import Senders, compose
 from tidings.delivery.store import ClaimedMessage, Result, SqlStore
-from tidings.delivery.transports.base import Delivered, Outgoing
+from tidings.delivery.transports.base import Deferred, Delivered, Outgoing
 from tidings.delivery.transports.file import directory_of
 from tidings.delivery.worker import Worker, WorkerOptions
 from tidings.models import Campaign, Message, Suppression, Template
@@ -463,10 +463,45 @@ def test_nothing_is_handed_to_a_transport_after_the_lease_runs_out(
     rows = _messages(db, campaign)
     assert sorted(m.status for m in rows) == ["scheduled", "scheduled", "scheduled", "sent"]
     assert all(m.error is None for m in rows)
+    # An untried message gives its attempt back, and stays due when it was.
+    untried = [m for m in rows if m.status == "scheduled"]
+    assert {m.attempt for m in untried} == {0}
+    assert {m.scheduled_at for m in untried} == {campaign.starts_at}
     worker.options = WorkerOptions(lease_seconds=1000, concurrency=1)
     worker.run_batch()
     assert sorted(pushed) == [f"p{i}@example.com" for i in range(4)]
-    assert {m.status for m in _messages(db, campaign)} == {"sent"}
+    assert {(m.status, m.attempt) for m in _messages(db, campaign)} == {("sent", 1)}
+
+
+def test_requeues_never_use_up_the_attempts(db: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """However often a slow batch puts a message back untried, it still gets every try: one
+    real try per claim that pushed it, counted against ``max_attempts``."""
+    org = make_org(db)
+    people = [make_contact(db, org, email=f"p{i}@example.com") for i in range(3)]
+    audience = make_audience(db, org, members=people)
+    campaign, _ = make_campaign(db, org, audience, people)
+    clock = [utcnow()]
+
+    class Slow:
+        def push(self, message: Outgoing) -> Deferred:
+            clock[0] += timedelta(seconds=5)
+            return Deferred(reason="451 try later")
+
+        def close(self) -> None:
+            pass
+
+    worker = Worker(
+        SqlStore(get_engine()),
+        lambda channel: Slow(),
+        Senders(email="a@b.test", sms=None),
+        WorkerOptions(lease_seconds=10, concurrency=1, max_attempts=2, retry_base_seconds=0),
+        clock=lambda: clock[0],
+    )
+    for _ in range(12):
+        worker.run_batch()
+    rows = _messages(db, campaign)
+    assert {(m.status, m.attempt) for m in rows} == {("failed", 2)}
+    assert {m.error for m in rows} == {"gave up after 2 attempts: 451 try later"}
 
 
 @pytest.mark.parametrize(

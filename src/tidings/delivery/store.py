@@ -13,6 +13,11 @@ Correctness with many workers rests on two things:
 - **Fencing**: an outcome is written only ``WHERE attempt = <the attempt we claimed> AND status =
   'sending'``. A worker that stalled past its lease finds the row re-claimed (attempt moved on) and
   its late result is refused instead of overwriting the newer worker's.
+
+A message a worker claimed but never tried (its batch ran out of time: ``Worker._send_deadline``)
+goes back with its attempt given back (``attempt - 1``), so ``attempts`` counts tries only. The
+fence still holds: only the current holder can give it back, and a stale holder's token never
+meets ``sending`` again (every claim after it moves ``attempt`` past that token).
 """
 
 from __future__ import annotations
@@ -95,13 +100,14 @@ class Result:
     """The outcome of one claimed message, as it will be stored."""
 
     message: ClaimedMessage
-    status: str  # sent | failed | suppressed | cancelled | scheduled (a retry)
+    status: str  # sent | failed | suppressed | cancelled | scheduled (a retry, or untried)
     at: datetime
     provider_id: str | None = None
     error: str | None = None
     retry_at: datetime | None = None
     bounce: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
+    untried: bool = False  # back to ``scheduled`` without a try: its attempt is given back
 
 
 _CAMPAIGN_COLUMNS = (
@@ -291,15 +297,20 @@ class SqlStore:
 
     def _record(self, connection: Connection, results: Sequence[Result], now: datetime) -> int:
         sent = [r for r in results if r.status == "sent"]
-        retried = [r for r in results if r.status == "scheduled"]
+        retried = [r for r in results if r.status == "scheduled" and not r.untried]
+        untried = [r for r in results if r.untried]
         final = [r for r in results if r.status not in ("sent", "scheduled")]
         bounced = [(r.message.org_id, r.message.to_address) for r in results if r.bounce]
-        statements = sum(1 for group in (sent, retried, final, bounced) if group)
+        statements = sum(1 for group in (sent, retried, untried, final, bounced) if group)
         counts: list[int] = []
         with self._atomic(connection, statements):
             if sent:
                 counts.append(self._record_sent(connection, sent, now))
-            for statement, group in ((_RECORD_RETRY, retried), (_RECORD_FINAL, final)):
+            for statement, group in (
+                (_RECORD_RETRY, retried),
+                (_RECORD_UNTRIED, untried),
+                (_RECORD_FINAL, final),
+            ):
                 if group:
                     rows = [_params(r, now) for r in group]
                     counts.append(connection.execute(statement, rows).rowcount)
@@ -470,6 +481,17 @@ _RECORD_RETRY = (
         }
     )
 )
+# Due as it was: its ``scheduled_at`` (the ramp's time, and lateness's reference) is kept.
+_RECORD_UNTRIED = (
+    update(messages)
+    .where(*_FENCE)
+    .values(
+        status="scheduled",
+        attempt=messages.c.attempt - 1,
+        lease_expires_at=None,
+        updated_at=bindparam("b_now"),
+    )
+)
 _RECORD_FINAL = (
     update(messages)
     .where(*_FENCE)
@@ -494,6 +516,8 @@ def _params(result: Result, now: datetime) -> dict[str, Any]:
     }
     if result.status == "sent":
         params.update(b_at=result.at, b_provider_id=result.provider_id)
+    elif result.untried:
+        return params  # ``_RECORD_UNTRIED`` needs the fence alone
     elif result.status == "scheduled":
         params.update(b_retry_at=result.retry_at, b_metadata=result.metadata)
     else:

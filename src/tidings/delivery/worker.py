@@ -297,11 +297,7 @@ class Worker:
                 now = self.clock()
                 if now >= deadline:
                     # Not sent: back to the queue as it was, for whichever worker claims it next.
-                    results.append(
-                        Result(
-                            message, "scheduled", at=now, retry_at=now, metadata=message.metadata
-                        )
-                    )
+                    results.append(Result(message, "scheduled", at=now, untried=True))
                     unrecorded += 1
                     continue
                 channel = "email" if isinstance(outgoing, Email) else "sms"
@@ -364,7 +360,7 @@ def _kind(result: Result) -> str:
     transient failure, or ``requeued`` when it was never tried (the lease ran out first)."""
     if result.status != "scheduled":
         return result.status
-    return "retried" if result.error else "requeued"
+    return "requeued" if result.untried else "retried"
 
 
 def _compose(
