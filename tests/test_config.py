@@ -28,3 +28,32 @@ def test_database_urls_tidings_can_use(given: str, used: str) -> None:
 def test_other_database_urls_are_refused_at_start_up(given: str) -> None:
     with pytest.raises(ValidationError, match=r"sqlite:///path/to/file\.db or postgresql"):
         Settings(database_url=given)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("public_url", "mail.example.com", "not an http"),
+        ("public_url", "ftp://mail.example.com", "not an http"),
+        ("public_url", "https://", "not an http"),
+        ("sms_api_base_url", "notaurl", "not an http"),
+        ("worker_lease_seconds", "inf", "finite"),
+        ("worker_poll_seconds", "nan", "finite"),
+        ("worker_retry_base_seconds", "nan", "finite"),
+        ("worker_retry_base_seconds", "-1", "0 or more"),
+    ],
+)
+def test_settings_the_worker_would_trip_on_are_refused_at_start_up(
+    field: str, value: str, message: str
+) -> None:
+    """Each was accepted and then broke mid-batch (leaving messages 'sending') or built
+    unsubscribe links no mail client can open."""
+    with pytest.raises(ValidationError, match=message):
+        Settings(**{field: value})  # type: ignore[arg-type]
+
+
+def test_public_urls_keep_their_path() -> None:
+    settings = Settings(
+        public_url=" https://mail.example.com/tidings ", worker_retry_base_seconds=0
+    )
+    assert settings.public_url == "https://mail.example.com/tidings"

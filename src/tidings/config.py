@@ -6,8 +6,10 @@ SMS, and a development secret. Outside development a placeholder secret refuses 
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -91,6 +93,34 @@ class Settings(BaseSettings):
         if value <= 0:
             raise ValueError(f"must be greater than 0, not {value}")
         return value
+
+    @field_validator("worker_lease_seconds", "worker_poll_seconds", "worker_retry_base_seconds")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        """``nan`` and ``inf`` pass every comparison or overflow later, mid-batch."""
+        if not math.isfinite(value):
+            raise ValueError(f"must be a finite number of seconds, not {value}")
+        return value
+
+    @field_validator("worker_retry_base_seconds")
+    @classmethod
+    def _not_negative(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError(f"must be 0 or more, not {value}")
+        return value
+
+    @field_validator("public_url", "sms_api_base_url")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        """An http(s) URL with a host: the unsubscribe links (RFC 8058's List-Unsubscribe must
+        be a URL) and Message-IDs are built on ``public_url``; ``mail.example.com`` made
+        ``<mail.example.com/u/...>``, which no mail client can open."""
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL; write it as https://host[:port]")
+        return value.strip()
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:

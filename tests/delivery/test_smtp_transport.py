@@ -63,6 +63,9 @@ def test_url_options() -> None:
         check_transport_url("mailgun://key@x", "email")
     with pytest.raises(TransportConfigError):
         check_transport_url("twilio://only-a-sid@api.twilio.com", "sms")
+    for channel in ("email", "sms"):  # at start-up, not as a traceback at the first batch
+        with pytest.raises(TransportConfigError, match="without a directory"):
+            check_transport_url("file://", channel)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from tidings.delivery.transports.base import Messenger, TransportConfigError
-from tidings.delivery.transports.file import FileMessenger
+from tidings.delivery.transports.file import FileMessenger, directory_of
 from tidings.delivery.transports.smtp import SmtpMessenger, parse_smtp_url
 from tidings.delivery.transports.twilio import TwilioMessenger
 
@@ -29,6 +29,8 @@ def check_transport_url(url: str, channel: str) -> None:
         parse_smtp_url(url)
     if scheme == "twilio":
         TwilioMessenger(url, None)
+    if scheme == "file":
+        directory_of(url)
 
 
 def is_local(url: str) -> bool:
