@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from tests.delivery.conftest import FakeTwilio, drain, fresh, senderless_sms_campaign
 from tests.factories import make_audience, make_campaign, make_contact, make_org
-from tidings.models import Campaign, Message, Organization
+from tidings.models import Campaign, Message, Organization, Suppression
 
 
 def _sms_campaign(db: Session, org: Organization, *phones: str) -> Campaign:
@@ -99,3 +99,33 @@ def test_the_worker_log_says_why_messages_failed(
 
     problems = [r.getMessage() for r in caplog.records if "batch problems" in r.getMessage()]
     assert problems and "SMS API 401: Authenticate (x1)" in problems[0], caplog.text
+
+
+def test_an_accepted_sms_is_never_sent_again(db: Session, twilio: FakeTwilio) -> None:
+    """A 2xx is the API's acceptance even when its body names no sid: retrying it sent the
+    recipient the same SMS once per attempt."""
+    org = make_org(db)
+    campaign = _sms_campaign(db, org, "+14155550107")
+    twilio.replies.append((200, {"status": "queued"}))
+
+    drain()
+    drain()
+
+    assert len(twilio.requests) == 1
+    [row] = _rows(db, campaign).values()
+    assert (row.status, row.provider_id) == ("sent", None)
+
+
+def test_a_number_that_opted_out_is_suppressed(db: Session, twilio: FakeTwilio) -> None:
+    org = make_org(db)
+    campaign = _sms_campaign(db, org, "+14155550108")
+    twilio.replies.append(
+        (400, {"code": 21610, "message": "Attempt to send to unsubscribed recipient"})
+    )
+
+    drain()
+
+    [row] = _rows(db, campaign).values()
+    assert row.status == "failed" and "unsubscribed" in (row.error or "")
+    reasons = db.scalars(select(Suppression.reason).where(Suppression.address == "+14155550108"))
+    assert list(reasons) == ["bounce"]

@@ -319,7 +319,7 @@ class Worker:
 
     def _result(self, message: ClaimedMessage, outcome: Outcome, at: datetime) -> Result:
         if isinstance(outcome, Delivered):
-            return Result(message, "sent", at=at, provider_id=outcome.provider_id[:200])
+            return Result(message, "sent", at=at, provider_id=outcome.provider_id[:200] or None)
         if isinstance(outcome, Rejected):
             return Result(message, "failed", at=at, error=outcome.reason, bounce=outcome.bounce)
         if message.attempt >= self.options.max_attempts:

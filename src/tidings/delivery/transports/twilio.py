@@ -65,6 +65,10 @@ class TwilioMessenger:
             client.close()
 
 
+# Twilio's error for a recipient who replied STOP: "Attempt to send to unsubscribed recipient".
+OPTED_OUT = 21610
+
+
 def _outcome(response: httpx.Response) -> Outcome:
     status = response.status_code
     try:
@@ -74,12 +78,13 @@ def _outcome(response: httpx.Response) -> Outcome:
     if not isinstance(body, dict):
         body = {}
     if 200 <= status < 300:
+        # Accepted, whatever the body says: retrying an answer without a sid sent the SMS again.
         sid = body.get("sid")
-        if not isinstance(sid, str) or not sid:
-            return Deferred(f"SMS API answered {status} without a message sid")
-        return Delivered(provider_id=sid)
+        return Delivered(provider_id=sid if isinstance(sid, str) else "")
     detail = body.get("message") or response.text[:200] or response.reason_phrase
     reason = short(f"SMS API {status}: {detail}")
+    if body.get("code") == OPTED_OUT:
+        return Rejected(reason, bounce=True)  # the number will refuse every later SMS too
     if status in (401, 403) or status == 429 or status >= 500:
         # 401/403: the account's credentials or permissions, a setup problem to fix, not a
         # property of the message; retried with backoff like SMTP's 535, not failed at once.
