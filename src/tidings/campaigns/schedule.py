@@ -57,6 +57,12 @@ def parse_local(text: str) -> datetime:
         # Years at the edge of ``datetime`` overflow when shifted to UTC or by the ramp.
         if MIN_YEAR <= parsed.year <= MAX_YEAR:
             return parsed
+        if parsed.year < MIN_YEAR:  # as every other past time is
+            raise ScheduledInPast(
+                f"scheduled_local {text!r} is in the past; choose a future time or omit it "
+                "to send now",
+                details={"field": "scheduled_local"},
+            )
         raise InvalidScheduledLocal(
             f"scheduled_local {text!r} is out of range; choose a year from {MIN_YEAR} to "
             f"{MAX_YEAR}",

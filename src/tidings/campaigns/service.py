@@ -173,7 +173,8 @@ def plan_send(session: Session, org_id: str, request: SendRequest, now: datetime
     sender = check_from(channel, request.from_)
     variants = check_variants(channel, request.subject_variants)
     requested = request.scheduled_at_tz
-    zone = requested or _org_timezone(session, org_id)
+    # An empty name is refused like any unknown one, not read as "the organization's zone".
+    zone = requested if requested is not None else _org_timezone(session, org_id)
     starts_at, _ = schedule.resolve_starts_at(
         request.scheduled_local, zone, now, stored=requested is None
     )
