@@ -99,9 +99,17 @@ def test_unknown_or_foreign_ids_are_a_404_that_adds_nothing(
     assert response.status_code == 404
     error = response.json()["error"]
     assert error["code"] == "not_found"
-    assert error["details"] == {"contactIds": ["con_missing", foreign]}
+    assert error["details"] == {"contactIds": ["con_missing", foreign], "count": 2}
     assert _members(db, audience.id) == set()
     assert _count(db, audience.id) == 0
+    # Ten thousand made-up ids: the first hundred are named, and counted all.
+    made_up = [f"con_x{i}" for i in range(10_000)]
+    response = client.post(
+        f"/v1/audiences/{audience.id}/contacts", headers=headers, json={"contactIds": made_up}
+    )
+    assert response.status_code == 404
+    assert response.json()["error"]["details"] == {"contactIds": made_up[:100], "count": 10_000}
+    assert len(response.content) < 5_000
 
 
 def test_contact_ids_must_be_a_non_empty_bounded_list(
