@@ -168,6 +168,13 @@ def _readable(err: Any, field: str) -> str:
         reason = (err.get("ctx") or {}).get("error", "")
         position = err.get("loc", ())[-1]
         return f"The request body is not valid JSON ({reason} at character {position})."
+    if kind in ("too_long", "too_short") and isinstance(err.get("input"), str):
+        # A string under a constraint pydantic applies after a validator: its message counts
+        # "items".
+        ctx = err.get("ctx") or {}
+        bound = "most" if kind == "too_long" else "least"
+        size = ctx.get("max_length" if kind == "too_long" else "min_length")
+        return f"Value should have at {bound} {size} characters, not {len(err['input'])}"
     if not field and err.get("loc", ())[:1] == ("body",):
         if kind == "missing":
             return "The request needs a JSON body."

@@ -11,7 +11,7 @@ from functools import cached_property, lru_cache
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 from sqlalchemy import BigInteger, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
@@ -33,10 +33,22 @@ class PageParams(BaseModel):
         return (self.page - 1) * self.limit
 
 
+def _whole_number(value: object) -> object:
+    """Digits only: ``1_0``, ``2.0``, ``+1`` and `` 2 `` are not page numbers, whatever
+    ``int()`` makes of them (``1_0`` was read as 10)."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("must be a whole number such as 2")
+    return value
+
+
 async def page_params(
-    page: Annotated[int, Query(ge=1, description="Page number (default: 1)")] = 1,
+    page: Annotated[
+        int, BeforeValidator(_whole_number), Query(ge=1, description="Page number (default: 1)")
+    ] = 1,
     limit: Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description="Items per page (default: 20, max: 100)")
+        int,
+        BeforeValidator(_whole_number),
+        Query(ge=1, le=MAX_LIMIT, description="Items per page (default: 20, max: 100)"),
     ] = 20,
 ) -> PageParams:
     return PageParams(page=page, limit=limit)

@@ -272,10 +272,15 @@ def test_pagination_edges(
     huge = client.get(f"/v1/audiences?page={10**25}&limit=2", headers=headers)
     assert huge.status_code == 200 and huge.json()["data"] == []  # no OFFSET overflow
     assert client.get("/v1/audiences?limit=100", headers=headers).status_code == 200
-    for query in ("page=0", "limit=0", "limit=101", "page=-1", "page=abc"):
+    bad = ("page=0", "limit=0", "limit=101", "page=-1", "page=abc")
+    # Not whole numbers as written, whatever int() would make of them (1_0 was 10).
+    odd = ("limit=1_0", "limit=20.0", "page=%2B1", "page=%202%20", "limit=1%0A", "page=%C2%B2")
+    for query in (*bad, *odd):
         response = client.get(f"/v1/audiences?{query}", headers=headers)
         assert response.status_code == 400, query
         assert response.json()["error"]["code"] == "validation_error"
+    assert "whole number" in client.get("/v1/audiences?limit=1_0", headers=headers).text
+    assert client.get("/v1/audiences?page=01&limit=007", headers=headers).json()["limit"] == 7
 
 
 def test_empty_list(client: ApiClient, headers: dict[str, str]) -> None:

@@ -522,3 +522,16 @@ def test_unsearched_totals_come_from_the_maintained_counts(
     assert total("/v1/contacts") == in_database == 3  # m0, m2, n1
     assert total(f"{url}/available-contacts") == 3 - 2  # m2: m0 and n1 are members
     assert total("/v1/contacts?search=example.com") == 3  # a search still counts its matches
+
+
+def test_a_search_too_long_says_characters(client: ApiClient, headers: dict[str, str]) -> None:
+    for path in ("/v1/contacts", f"/v1/audiences/{_audience(client, headers)}/contacts"):
+        response = client.get(path, headers=headers, params={"search": "a" * 1000})
+        assert response.status_code == 400
+        message = response.json()["error"]["message"]
+        assert "characters, not 1000" in message and "items" not in message, message
+
+
+def _audience(client: ApiClient, headers: dict[str, str]) -> str:
+    response = client.post("/v1/audiences", headers=headers, json={"name": "Any"})
+    return str(response.json()["id"])
