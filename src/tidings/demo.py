@@ -70,7 +70,7 @@ def _seed_audiences(session: Session, org_id: str) -> None:
     addresses, slugs, maintained counts, audit events)."""
     actor = Principal(org_id=org_id, actor_type="cli", actor_id=None)
     contact_ids = [
-        create_contact(session, org_id, email=email, phone=phone, name=name, metadata=metadata).id
+        create_contact(session, actor, email=email, phone=phone, name=name, metadata=metadata).id
         for email, phone, name, metadata in DEMO_CONTACTS
     ]
     for name, slug, description, members in DEMO_AUDIENCES:

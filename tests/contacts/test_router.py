@@ -218,8 +218,17 @@ def test_get_patch_and_delete(client: ApiClient, headers: dict[str, str], db: Se
     deleted = client.delete(url, headers=headers)
     assert deleted.status_code == 200 and deleted.json() == {"success": True}
     assert client.get(url, headers=headers).status_code == 404
-    events = db.scalars(select(AuditEvent.action).where(AuditEvent.target_id == created["id"]))
-    assert list(events) == ["contact.deleted"]
+    events = db.execute(
+        select(AuditEvent.action, AuditEvent.data).where(AuditEvent.target_id == created["id"])
+    ).all()
+    actions = sorted(action for action, _ in events)
+    # Created, three accepted PATCHes with fields (not the empty one), deleted.
+    assert actions == sorted(["contact.created", *["contact.updated"] * 3, "contact.deleted"])
+    updates = [data for action, data in events if action == "contact.updated"]
+    assert {"fields": ["email"], "email": {"from": "a@example.com", "to": None}} in updates
+    assert {"fields": ["metadata", "phone"], "phone": {"from": None, "to": "+442079460958"}} in (
+        updates
+    )
 
 
 def test_patch_into_another_contacts_address_is_a_409(

@@ -50,7 +50,7 @@ def create_contact(session: DbSession, principal: Writer, body: ContactCreate) -
     international format and is stored as E.164. 409 if the address belongs to another contact."""
     contact = service.create_contact(
         session,
-        principal.org_id,
+        principal,
         email=body.email,
         phone=body.phone,
         name=body.name,
@@ -78,7 +78,7 @@ def update_contact(
 ) -> ContactOut:
     """Any subset of {email, phone, name, metadata}; ``metadata`` replaces the whole object."""
     changes = body.model_dump(include=body.model_fields_set)
-    return contact_out(service.update_contact(session, principal.org_id, contact_id, changes))
+    return contact_out(service.update_contact(session, principal, contact_id, changes))
 
 
 @router.delete(

@@ -271,13 +271,14 @@ def get_contact(session: Session, org_id: str, contact_id: str) -> Contact:
 
 def create_contact(
     session: Session,
-    org_id: str,
+    actor: Principal,
     *,
     email: str | None,
     phone: str | None,
     name: str | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Contact:
+    org_id = actor.org_id
     email, phone = _normalized("email", email), _normalized("phone", phone)
     _require_address(email, phone)
     _check_unique(session, org_id, email, phone, exclude=None)
@@ -292,14 +293,25 @@ def create_contact(
     session.add(contact)
     _flush_unique(session)
     count_contacts(session, org_id, 1)
+    record_event(
+        session,
+        actor,
+        "contact.created",
+        target_type="contact",
+        target_id=contact.id,
+        data={"email": email, "phone": phone},
+    )
     return contact
 
 
 def update_contact(
-    session: Session, org_id: str, contact_id: str, changes: dict[str, Any]
+    session: Session, actor: Principal, contact_id: str, changes: dict[str, Any]
 ) -> Contact:
-    """``changes`` holds only the fields the client sent; ``None`` clears a field."""
+    """``changes`` holds only the fields the client sent; ``None`` clears a field. The audit
+    event names the fields sent, and the addresses before and after when one changes."""
+    org_id = actor.org_id
     contact = get_contact(session, org_id, contact_id)
+    before = {"email": contact.email, "phone": contact.phone}
     email = _normalized("email", changes["email"]) if "email" in changes else contact.email
     phone = _normalized("phone", changes["phone"]) if "phone" in changes else contact.phone
     _require_address(email, phone)
@@ -317,6 +329,16 @@ def update_contact(
         contact.metadata_ = changes["metadata"] or {}
     # ``updated_at`` moves only if a value did: the flush writes (and stamps) changed rows only.
     _flush_unique(session)
+    if not changes:
+        return contact
+    data: dict[str, Any] = {"fields": sorted(changes)}
+    for field, old in before.items():
+        new = getattr(contact, field)
+        if new != old:
+            data[field] = {"from": old, "to": new}
+    record_event(
+        session, actor, "contact.updated", target_type="contact", target_id=contact.id, data=data
+    )
     return contact
 
 
