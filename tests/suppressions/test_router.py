@@ -132,3 +132,25 @@ def test_delete_by_address_in_a_json_body(client: ApiClient, db: Session) -> Non
     )
     assert response.status_code == 200, response.text
     assert client.get("/v1/suppressions", headers=headers).json()["total"] == 0
+
+
+def test_an_entry_is_found_by_its_address_in_the_path(client: ApiClient, db: Session) -> None:
+    """As in SendGrid's and Resend's APIs: an address (any spelling) in place of the id."""
+    headers = _headers(db)
+    for address in ("path@example.com", "+14155550123"):
+        client.post("/v1/suppressions", json={"address": address}, headers=headers)
+    found = client.get("/v1/suppressions/Path@EXAMPLE.com", headers=headers)
+    assert found.status_code == 200 and found.json()["address"] == "path@example.com"
+    assert (
+        client.get("/v1/suppressions/%2B1%20415%20555%200123", headers=headers).json()["address"]
+        == "+14155550123"
+    )
+    for missing in ("other@example.com", "not-an-address", "sup_unknown"):
+        response = client.get(f"/v1/suppressions/{missing}", headers=headers)
+        assert response.status_code == 404, missing
+    stranger = _headers(db)
+    assert client.delete("/v1/suppressions/path@example.com", headers=stranger).status_code == 404
+    deleted = client.delete("/v1/suppressions/path@example.com", headers=headers)
+    assert deleted.status_code == 200 and deleted.json() == {"success": True}
+    assert client.delete("/v1/suppressions/+14155550123", headers=headers).status_code == 200
+    assert client.get("/v1/suppressions", headers=headers).json()["total"] == 0

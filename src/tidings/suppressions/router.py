@@ -93,12 +93,20 @@ def remove_suppression_by_address(
     return SuccessOut()
 
 
-@router.get("/suppressions/{suppression_id}", responses=error_responses(401, 403, 404))
+@router.get(
+    "/suppressions/{suppression_id}",
+    responses=error_responses(401, 403, 404),
+    description="An entry by its id, or by the address it lists (any spelling of it).",
+)
 def get_suppression(session: DbSession, principal: Reader, suppression_id: str) -> SuppressionOut:
     return suppression_out(service.get_suppression(session, principal.org_id, suppression_id))
 
 
-@router.delete("/suppressions/{suppression_id}", responses=error_responses(401, 403, 404))
+@router.delete(
+    "/suppressions/{suppression_id}",
+    responses=error_responses(401, 403, 404),
+    description="Removes an entry given by its id, or by the address it lists.",
+)
 def remove_suppression(session: DbSession, principal: Writer, suppression_id: str) -> SuccessOut:
     service.remove_suppression(session, principal, suppression_id=suppression_id, address=None)
     return SuccessOut()

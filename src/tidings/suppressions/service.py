@@ -82,7 +82,19 @@ def list_suppressions_query(org_id: str, search: str | None, reason: str | None)
 
 
 def get_suppression(session: Session, org_id: str, suppression_id: str) -> Suppression:
-    return get_for_org(session, Suppression, org_id, suppression_id, SuppressionNotFound)
+    """By id, or by address: an address in the path (``/suppressions/ann@example.com``, in any
+    spelling) finds its entry, as it does in SendGrid's and Resend's APIs; ids start with
+    ``sup_``, which no address does."""
+    if suppression_id.startswith("sup_"):
+        return get_for_org(session, Suppression, org_id, suppression_id, SuppressionNotFound)
+    try:
+        key = suppression_key(normalize_address(suppression_id))
+    except InvalidAddress:
+        key = None
+    found = find_suppression(session, org_id, key) if key is not None else None
+    if found is None:
+        raise SuppressionNotFound(f"Suppression {suppression_id!r} not found.")
+    return found
 
 
 def remove_suppression(
