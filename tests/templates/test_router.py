@@ -151,6 +151,18 @@ def test_an_unknown_filter_is_refused_on_save(client: ApiClient, db: Session) ->
     assert "upcas" in response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    "tag", ['{% include "footer" %}', '{% render "footer" %}', "{% include x %}"]
+)
+def test_include_and_render_are_refused_with_a_reason(
+    client: ApiClient, db: Session, tag: str
+) -> None:
+    body = {"name": "Parts", "channel": "sms", "text": f"Hi {tag}"}
+    response = client.post("/v1/templates", json=body, headers=_headers(db))
+    assert response.status_code == 422, response.text
+    assert "include and render are not supported" in response.json()["error"]["message"]
+
+
 def test_update_and_delete(client: ApiClient, db: Session) -> None:
     headers = _headers(db)
     created = client.post("/v1/templates", json=EMAIL, headers=headers).json()

@@ -24,6 +24,7 @@ from liquid.exceptions import (
     FilterValueError,
     LiquidError,
     LiquidTypeError,
+    TemplateNotFoundError,
     UndefinedError,
 )
 
@@ -78,6 +79,12 @@ def _line_of(exc: LiquidError, source: str) -> int:
 
 
 def _problem(exc: Exception) -> str:
+    if isinstance(exc, TemplateNotFoundError):
+        # No loader: the message was only the name sought ("x").
+        return (
+            "include and render are not supported: a template cannot load another; "
+            "put that template's content here"
+        )
     text = str(exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
     if isinstance(exc, LiquidError):
