@@ -83,6 +83,12 @@ def test_filters_by_action_target_id_and_target_type(client: ApiClient, db: Sess
     assert ns(action="audience.csv_imported", targetId="aud_1") == [20]
     assert ns(targetType="template") == [5]
     assert ns(targetId="aud_9") == []  # another org's event is invisible
+    # As the other lists read filters: snake_case too, and an empty value filters by nothing.
+    assert ns(target_type="template") == [5] and ns(target_id="aud_1") == [20, 30]
+    assert ns(action="") == ns(targetId="") == ns(target_type="") == ns()
+    assert len(ns()) == 4
+    clash = client.get("/v1/audit-events?targetId=aud_1&target_id=aud_2", headers=headers)
+    assert clash.status_code == 400 and "give one of them" in clash.text
 
 
 def test_pagination(client: ApiClient, db: Session) -> None:

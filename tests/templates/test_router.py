@@ -52,6 +52,8 @@ def test_create_get_list(client: ApiClient, db: Session) -> None:
     assert (page["total"], page["totalPages"], len(page["data"])) == (2, 2, 1)
     found = client.get("/v1/templates?search=SHIPPED", headers=headers).json()
     assert [t["name"] for t in found["data"]] == ["Order shipped"]
+    padded = client.get("/v1/templates?search=%20shipped%20", headers=headers).json()
+    assert [t["name"] for t in padded["data"]] == ["Order shipped"]
     assert client.get("/api/v1/templates?channel=email", headers=headers).json()["total"] == 1
 
 

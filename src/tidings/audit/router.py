@@ -11,6 +11,7 @@ from tidings.audit.schemas import AuditEventOut
 from tidings.auth import Principal
 from tidings.deps import DbSession, require_scope
 from tidings.errors import error_responses
+from tidings.filters import another_spelling, one_spelling
 from tidings.pagination import Page, PageParams, page_params, paginate
 
 router = APIRouter(tags=["audit"])
@@ -29,8 +30,17 @@ def list_audit_events(
     action: Annotated[str | None, Query(description="e.g. audience.csv_imported")] = None,
     target_type: Annotated[str | None, Query(alias="targetType")] = None,
     target_id: Annotated[str | None, Query(alias="targetId")] = None,
+    target_type_snake: Annotated[str | None, another_spelling("target_type")] = None,
+    target_id_snake: Annotated[str | None, another_spelling("target_id")] = None,
 ) -> Page[AuditEventOut]:
+    """Filters as the other lists read them: an empty value filters by nothing, and
+    ``target_type`` / ``target_id`` are read as well as ``targetType`` / ``targetId``."""
     stmt = service.events_query(
-        principal.org_id, action=action, target_type=target_type, target_id=target_id
+        principal.org_id,
+        action=action or None,
+        target_type=one_spelling(
+            "target type", {"targetType": target_type, "target_type": target_type_snake}
+        ),
+        target_id=one_spelling("target", {"targetId": target_id, "target_id": target_id_snake}),
     )
     return paginate(session, stmt, params, AuditEventOut.from_model)

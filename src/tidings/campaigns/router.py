@@ -22,7 +22,8 @@ from tidings.campaigns.schemas import (
 )
 from tidings.contacts.schemas import Text
 from tidings.deps import DbSession, require_scope
-from tidings.errors import ValidationFailed, error_responses
+from tidings.errors import error_responses
+from tidings.filters import another_spelling, one_spelling
 from tidings.models import Campaign, Message
 from tidings.pagination import Page, PageParams, page_params, paginate
 from tidings.timeutil import isoformat_z
@@ -105,24 +106,6 @@ def _with_counts(session: DbSession, org_id: str, campaign: Campaign) -> Campaig
     return campaign_out(campaign, counts[campaign.id])
 
 
-def _one_spelling(name: str, spellings: dict[str, str | None]) -> str | None:
-    """A filter that clients spell three ways (DESIGN §3 says "filter by campaign"; our objects
-    say ``campaignId``; the send's fields are snake_case): any one of them, or a 400 when two
-    disagree. An unread spelling would list everything, filtered by nothing. An empty value
-    (``?audience=``) filters by nothing, as it does on its own."""
-    given = {spelling: value for spelling, value in spellings.items() if value}
-    if len(set(given.values())) > 1:
-        raise ValidationFailed(
-            f"{' and '.join(given)} name different {name}s; give one of them",
-            details=[{"field": spelling, "message": "conflicting filter"} for spelling in given],
-        )
-    return next(iter(given.values()), None)
-
-
-def _alias(spelling: str) -> Any:
-    return Query(alias=spelling, description=f"Another spelling of the filter ({spelling}).")
-
-
 @router.get("/campaigns", responses=error_responses(400, 401, 403))
 def list_campaigns(
     session: DbSession,
@@ -130,10 +113,10 @@ def list_campaigns(
     params: Params,
     audience_id: Annotated[Text | None, Query(alias="audienceId")] = None,
     status: CampaignStatus | None = None,
-    audience: Annotated[Text | None, _alias("audience")] = None,
-    audience_snake: Annotated[Text | None, _alias("audience_id")] = None,
+    audience: Annotated[Text | None, another_spelling("audience")] = None,
+    audience_snake: Annotated[Text | None, another_spelling("audience_id")] = None,
 ) -> Page[CampaignOut]:
-    audience_id = _one_spelling(
+    audience_id = one_spelling(
         "audience",
         {"audienceId": audience_id, "audience": audience, "audience_id": audience_snake},
     )
@@ -195,18 +178,18 @@ def list_messages(
     campaign_id: Annotated[Text | None, Query(alias="campaignId")] = None,
     status: MessageStatus | None = None,
     contact_id: Annotated[Text | None, Query(alias="contactId")] = None,
-    campaign: Annotated[Text | None, _alias("campaign")] = None,
-    campaign_snake: Annotated[Text | None, _alias("campaign_id")] = None,
-    contact: Annotated[Text | None, _alias("contact")] = None,
-    contact_snake: Annotated[Text | None, _alias("contact_id")] = None,
+    campaign: Annotated[Text | None, another_spelling("campaign")] = None,
+    campaign_snake: Annotated[Text | None, another_spelling("campaign_id")] = None,
+    contact: Annotated[Text | None, another_spelling("contact")] = None,
+    contact_snake: Annotated[Text | None, another_spelling("contact_id")] = None,
 ) -> Page[MessageOut]:
     """Filter by campaign (``campaignId``, or ``campaign`` / ``campaign_id``), ``status`` and
     contact (``contactId``, or ``contact`` / ``contact_id``)."""
-    campaign_id = _one_spelling(
+    campaign_id = one_spelling(
         "campaign",
         {"campaignId": campaign_id, "campaign": campaign, "campaign_id": campaign_snake},
     )
-    contact_id = _one_spelling(
+    contact_id = one_spelling(
         "contact", {"contactId": contact_id, "contact": contact, "contact_id": contact_snake}
     )
     stmt = messages.list_messages_query(principal.org_id, campaign_id, status, contact_id)

@@ -110,6 +110,7 @@ def resolve_template(session: Session, org_id: str, reference: str) -> Template:
 
 def list_templates_query(org_id: str, search: str | None, channel: str | None) -> Select[Any]:
     stmt = for_org(Template, org_id)
+    search = (search or "").strip()  # as the contact and suppression lists read it
     if search:
         stmt = stmt.where(
             or_(
