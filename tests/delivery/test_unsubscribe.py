@@ -20,6 +20,10 @@ def test_get_shows_a_confirmation_form_and_changes_nothing(client: ApiClient, db
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert 'method="post"' in response.text and "ann@example.com" in response.text
+    # The form posts back to the page's own address, whatever path a proxy serves it under.
+    assert "action=" not in response.text
+    # A link checker's HEAD looks, and changes nothing either.
+    assert client.head(f"/u/{token}").status_code == 200
     assert db.scalars(select(Suppression)).all() == []
 
 

@@ -42,15 +42,21 @@ def _not_found() -> HTMLResponse:
     )
 
 
-@router.get("/u/{token}", response_class=HTMLResponse, include_in_schema=False)
+# HEAD too: link checkers and mail scanners look before anyone clicks, and must not unsubscribe.
+@router.api_route(
+    "/u/{token}", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False
+)
 def unsubscribe_page(token: str) -> HTMLResponse:
+    """Asks before unsubscribing. The form posts back to the page's own address (no ``action``):
+    behind a proxy that serves Tidings under a path (``TIDINGS_PUBLIC_URL=https://x/tidings``),
+    ``/u/...`` missed the prefix."""
     target = read_unsubscribe_token(token)
     if target is None:
         return _not_found()
     return _page(
         "Unsubscribe",
         f"<p>Stop sending messages to <strong>{escape(target.address)}</strong>?</p>"
-        f'<form method="post" action="/u/{escape(token)}">'
+        '<form method="post">'
         '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
         '<button type="submit">Unsubscribe</button></form>',
     )
