@@ -115,6 +115,7 @@ def test_a_declared_oversized_length_is_refused_unread(
         )
         assert response.status_code == 413, (method, path, response.status_code)
         assert response.json()["error"]["code"] == "payload_too_large"
+        assert response.content.startswith(b'{"error":{"code":')  # compact, as every envelope
 
 
 def test_a_live_server_refuses_an_endless_chunked_upload(live_server: str, db: Any) -> None:

@@ -45,7 +45,9 @@ class _BodyTooLarge(Exception):
 
 
 def _error_body(status: int, code: str, message: str) -> bytes:
-    return json.dumps({"error": {"code": code, "message": message, "details": None}}).encode()
+    # Compact, as every other answer's envelope (``errors.envelope``) is written.
+    body = {"error": {"code": code, "message": message, "details": None}}
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 async def _send_json(
