@@ -15,12 +15,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from alembic import command as alembic_command
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.conftest import POSTGRES_URL
 from tests.factories import ApiClient, auth, make_org
 from tidings.auth import ALL_SCOPES, verify_password
+from tidings.migrations import alembic_config
 from tidings.models import ApiKey, Audience, AuditEvent, Contact, Organization, User
 from tidings.scratch import create_database, drop_database
 
@@ -276,7 +278,10 @@ def test_the_first_command_on_a_new_database(
     if backend == "postgres":
         assert first.code == 1 and first.stdout == ""
         assert "tidings db upgrade" in first.stderr and "Traceback" not in first.stderr
-        assert tidings("db", "upgrade", env=env).code == 0
+        upgraded = tidings("db", "upgrade", env=env)
+        assert upgraded.code == 0 and "upgraded: schema empty -> " in upgraded.stderr
+        again = tidings("db", "upgrade", env=env)
+        assert again.code == 0 and "nothing to apply" in again.stderr
         first = tidings("orgs", "create", "Acme", env=env)
     assert first.code == 0, first.stderr
     key = tidings("keys", "create", "--org", first.result, "--scopes", "all", env=env)
@@ -306,6 +311,27 @@ def test_serve_and_worker_refuse_a_postgresql_database_without_the_schema(
         run = tidings(*command, env=env)
         assert run.code == 1, run.stderr
         assert "run `tidings db upgrade`" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_every_command_refuses_a_postgresql_schema_older_than_the_code(
+    tidings: Tidings, backend: str, new_database: str
+) -> None:
+    """One line naming the fix, not a traceback about a column the code expects."""
+    if backend != "postgres":
+        pytest.skip("SQLite migrates itself")
+    env = {"TIDINGS_DATABASE_URL": new_database}
+    assert tidings("db", "upgrade", env=env).code == 0
+    alembic_command.downgrade(alembic_config(new_database), "-1")
+    for args in (
+        ("orgs", "create", "Old"),
+        ("keys", "list", "--org", "org_x"),
+        ("demo", "--no-serve"),
+        ("serve", "--port", "9"),
+        ("worker", "--drain"),
+    ):
+        run = tidings(*args, env=env)
+        assert run.code == 1, (args, run.stderr)
+        assert "run `tidings db upgrade`" in run.stderr and "Traceback" not in run.stderr, args
 
 
 def test_demo_seeds_data_through_the_services_and_prints_a_key(

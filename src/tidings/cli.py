@@ -121,10 +121,11 @@ def _migrate_if_sqlite() -> None:
 
 @contextmanager
 def _database() -> Iterator[Session]:
-    """The unit of work of a command that reads or writes rows."""
+    """The unit of work of a command that reads or writes rows, on a schema it knows: on a
+    PostgreSQL schema older than the code, ``orgs create`` was a traceback about a column."""
     from tidings.db import session_scope
 
-    _migrate_if_sqlite()
+    _require_current_schema(long_running=False)
     with session_scope() as session:
         yield session
 
@@ -165,11 +166,18 @@ def _require_current_schema(*, long_running: bool) -> None:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply every migration (creates the schema on a new database)."""
-    from tidings.migrations import upgrade
+    """Apply every migration (creates the schema on a new database), and say which."""
+    from tidings.migrations import pending, upgrade
 
-    upgrade(get_settings().database_url)
-    human.print("database is up to date")
+    url = get_settings().database_url
+    before, heads = pending(url)
+    upgrade(url)
+    at = ", ".join(sorted(heads))
+    if before == heads:
+        human.print(f"database is up to date (schema {at}); nothing to apply")
+    else:
+        start = ", ".join(sorted(before)) or "empty"
+        human.print(f"database upgraded: schema {start} -> {at}")
     _result("ok")
 
 
@@ -396,7 +404,7 @@ def demo(
     """A first run: a demo organization, an owner, a key, audiences and contacts; then serve."""
     from tidings.demo import seed_demo
 
-    _migrate_if_sqlite()
+    _require_current_schema(long_running=False)
     result = seed_demo()
     url = f"http://{host}:{port}"
     human.print(Text("\nTidings demo", style="bold"))
