@@ -44,9 +44,11 @@ class Settings(BaseSettings):
     worker_batch_size: int = 200
     worker_lease_seconds: float = 120.0
     worker_poll_seconds: float = 0.5
-    worker_max_attempts: int = 5
-    # Transient failures retry after base, 2*base, 4*base, … seconds (capped at an hour).
-    worker_retry_base_seconds: float = 30.0
+    # Transient failures retry after base, 2*base, 4*base, … seconds (capped at an hour): with
+    # these, for about four hours, as mail servers keep retrying; five tries 30 s apart failed a
+    # whole campaign on a relay outage of seven minutes.
+    worker_max_attempts: int = 10
+    worker_retry_base_seconds: float = 60.0
     # Parallel transport connections per worker: SMTP carries one message at a time per
     # connection, so connections in threads overlap their round trips. file:// outboxes are
     # written by one thread whatever this says: local writes have nothing to overlap.

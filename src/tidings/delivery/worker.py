@@ -71,8 +71,8 @@ MessengerFactory = Callable[[str], Messenger]  # channel ("email" | "sms") → a
 class WorkerOptions:
     batch_size: int = 200
     lease_seconds: float = 120.0
-    max_attempts: int = 5
-    retry_base_seconds: float = 30.0
+    max_attempts: int = 10
+    retry_base_seconds: float = 60.0
     concurrency: int = 1  # parallel transport connections per batch
     poll_seconds: float = 0.5
     # Outcomes are committed every this many messages (or RECORD_SECONDS) of a connection, not once
