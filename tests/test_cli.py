@@ -399,3 +399,17 @@ def _wait_for_key(stdout: Path, server: subprocess.Popen[bytes]) -> str:
 def _port_of(server: subprocess.Popen[bytes]) -> str:
     args = [str(a) for a in server.args]  # type: ignore[union-attr]
     return args[args.index("--port") + 1]
+
+
+def test_a_start_up_line_shows_urls_without_their_password() -> None:
+    from tidings.cli import _shown_url
+
+    assert _shown_url("smtp://user:s3cret@mail.example:587?starttls=true") == (
+        "smtp://user:***@mail.example:587?starttls=true"
+    )
+    assert (
+        _shown_url("postgresql+psycopg://app:pw@db:5432/t")
+        == "postgresql+psycopg://app:***@db:5432/t"
+    )
+    assert _shown_url("sqlite:///./tidings.db") == "sqlite:///./tidings.db"
+    assert _shown_url("file://./outbox/email") == "file://./outbox/email"

@@ -364,6 +364,8 @@ def worker(
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    # httpx logs each request at INFO, the SMS API's URL (and so the account id) with it.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     _require_current_schema(long_running=not drain)
     try:
         engine = build_worker(settings, batch_size=batch_size, concurrency=concurrency)
@@ -384,7 +386,12 @@ def worker(
 
             signal.signal(signal.SIGTERM, request_stop)
             signal.signal(signal.SIGINT, request_stop)
-            human.print("worker started; SIGTERM or Ctrl-C to stop")
+            human.print(
+                f"worker started on {_shown_url(settings.database_url)}: email to "
+                f"{_shown_url(settings.email_transport)}, SMS to "
+                f"{_shown_url(settings.sms_transport)}, unsubscribe links at "
+                f"{settings.public_url}; SIGTERM or Ctrl-C to stop"
+            )
             tally = engine.run(stop)
     finally:
         engine.close()
@@ -393,6 +400,19 @@ def worker(
         f"retrying {tally.counts['retried']} ({tally.batches} batches)"
     )
     _result(json.dumps(tally.as_dict(), separators=(",", ":")))
+
+
+def _shown_url(url: str) -> str:
+    """``url`` without its password: what a start-up line may print. A worker started in
+    another directory than the server's reads another ``./tidings.db`` and ``./outbox``; the
+    line says which."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
 
 
 @app.command()

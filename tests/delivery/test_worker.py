@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import json
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -632,3 +633,43 @@ def test_a_slice_records_its_chunks_on_one_connection(db: Session) -> None:
 
     assert (len(results), accepted, commits, len(checkouts)) == (10, 10, 4, 1)
     assert {m.status for m in _messages(db, campaign)} == {"sent"}
+
+
+def test_a_failing_database_is_retried_with_backoff_and_logged_once_in_full(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each failed batch doubles the wait, up to a cap; the traceback is logged once, then a
+    line per try, and a line when batches run again."""
+
+    class Down(SqlStore):
+        calls = 0
+
+        def claim(self, limit: int, lease_seconds: float, now: datetime) -> list[ClaimedMessage]:
+            Down.calls += 1
+            if Down.calls <= 9:
+                raise OSError("connection refused\nmore detail")
+            return []
+
+    class Recording(threading.Event):
+        waits: list[float] = []
+
+        def wait(self, timeout: float | None = None) -> bool:
+            self.waits.append(timeout or 0.0)
+            if len(self.waits) >= 10:
+                self.set()
+            return self.is_set()
+
+    worker = Worker(
+        Down(get_engine()),
+        lambda channel: None,  # type: ignore[arg-type, return-value]
+        Senders(email="a@b.test", sms=None),
+        WorkerOptions(poll_seconds=0.5),
+    )
+    stop = Recording()
+    with caplog.at_level("INFO", logger="tidings.worker"):
+        worker.run(stop)
+    assert stop.waits[:9] == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    records = [r for r in caplog.records if r.getMessage().startswith("batch")]
+    assert [bool(r.exc_info) for r in records[:9]] == [True] + [False] * 8
+    assert "(OSError: connection refused);" in records[1].getMessage()
+    assert any("run again after 9 failures" in r.getMessage() for r in records)

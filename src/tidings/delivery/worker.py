@@ -46,6 +46,9 @@ MAX_BACKOFF_SECONDS = 3600.0
 MIN_NAP_SECONDS = 0.05
 # How often an idle worker looks for campaigns nothing will ever complete (see the store).
 SWEEP_SECONDS = 30.0
+# After a failed batch (the database away) the worker waits the poll interval, doubled per
+# further failure up to this: it polled every 0.5 s and logged a traceback each time.
+MAX_FAILED_BATCH_WAIT_SECONDS = 30.0
 
 
 class Store(Protocol):
@@ -200,13 +203,25 @@ class Worker:
         is logged and retried: messages this worker claimed meanwhile are reclaimed when their
         lease expires, by this worker or another."""
         total = Tally()
+        failures = 0
         while not stop.is_set():
             try:
                 tally = self.run_batch()
-            except Exception:
-                log.exception("batch failed; retrying in %.1fs", self.options.poll_seconds)
-                stop.wait(self.options.poll_seconds)
+            except Exception as exc:
+                failures += 1
+                wait = min(
+                    self.options.poll_seconds * 2 ** min(failures - 1, 16),
+                    MAX_FAILED_BATCH_WAIT_SECONDS,
+                )
+                if failures == 1:  # the whole story once, then a line per try
+                    log.exception("batch failed; retrying in %.1fs", wait)
+                else:
+                    log.warning("batch failed again (%s); retrying in %.1fs", _cause(exc), wait)
+                stop.wait(wait)
                 continue
+            if failures:
+                log.info("batches run again after %d failures", failures)
+                failures = 0
             total.add(tally)
             if tally.claimed < self.options.batch_size:
                 self._sweep()
@@ -353,6 +368,12 @@ def _log_problems(results: list[Result]) -> None:
             "batch problems: %s",
             "; ".join(f"{reason} (x{count})" for reason, count in reasons.most_common(3)),
         )
+
+
+def _cause(exc: Exception) -> str:
+    """An exception in one line: its class and the first line of its message."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def _kind(result: Result) -> str:
