@@ -30,6 +30,7 @@ def test_decode_strips_the_bom_and_refuses_other_encodings() -> None:
         b"email,name\rcr1@example.com,A\r",  # old Mac: CR alone everywhere
         b"email,name\r\na@example.com,A\rb@example.com,B\r\n",  # mixed, one CR alone
         b'email,note\n"a@example.com","x\r"\rb@example.com,y\n',  # after a quoted CR
+        b'email,name,note\na2@example.com,5" screen,x\rb2@example.com,z,y\r',  # an inch mark
     ],
 )
 def test_lines_ending_with_cr_alone_are_refused(data: bytes) -> None:
@@ -45,6 +46,10 @@ def test_crlf_lf_and_a_cr_inside_a_quoted_cell_are_read() -> None:
     assert [r.email for r in crlf.rows] == [r.email for r in lf.rows] == expected
     quoted = parse_csv(b'email,note\r\na@example.com,"say ""hi""\rthere"\r\n')
     assert quoted.rows[0].metadata == {"note": 'say "hi"\rthere'}
+    # A quote inside an unquoted cell is text; the CR in the next row's quoted cell is its own.
+    inch = parse_csv(b'email,name,note\na1@example.com,ab"c,x\nb1@example.com,"l1\rl2",y\n')
+    assert [r.name for r in inch.rows] == ['ab"c', "l1\rl2"]
+    assert [r.metadata for r in inch.rows] == [{"note": "x"}, {"note": "y"}]
 
 
 def test_header_positions_and_metadata_keys() -> None:

@@ -95,18 +95,28 @@ def decode(data: bytes) -> str:
 
 
 _BARE_CR = re.compile(r"\r(?!\n)")
+# A field as the csv module reads it: quoted only when it starts with a quote (an inch mark in
+# ``5" screen`` is text), its quotes doubled inside; then whatever the reader keeps up to the
+# next separator.
+_FIELD = re.compile(r'(?:"(?:[^"]|"")*")?[^,\r\n]*')
 
 
 def _ends_a_line_with_cr_alone(text: str) -> bool:
-    """A CR without its LF outside quotes (DESIGN §5: CRLF or LF, anything else is a 400). Inside a
-    quoted field it is the cell's own text and stays. Quotes are counted once, left to right: an
-    escaped quote (``""``) counts twice, so the parity still says whether a field is open."""
-    quotes, counted_to = 0, 0
-    for match in _BARE_CR.finditer(text):
-        quotes += text.count('"', counted_to, match.start())
-        counted_to = match.start()
-        if quotes % 2 == 0:
+    """A CR without its LF that ends a record (DESIGN §5: CRLF or LF, anything else is a 400).
+    Inside a quoted field it is the cell's own text and stays. Walks the file field by field,
+    as the reader does, and only when it holds a bare CR at all (an old Mac file, or a cell's
+    own): counting quotes instead was fooled by a quote inside an unquoted cell."""
+    if _BARE_CR.search(text) is None:
+        return False
+    position, end = 0, len(text)
+    while position < end:
+        position = _FIELD.match(text, position).end()  # type: ignore[union-attr]
+        if position >= end:
+            return False
+        separator = text[position]
+        if separator == "\r" and not text.startswith("\r\n", position):
             return True
+        position += 2 if text.startswith("\r\n", position) else 1
     return False
 
 
