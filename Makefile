@@ -19,8 +19,9 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/activate
 	touch $(VENV)/.installed $@
 
 ## make run: install and start the demo (SQLite, http://127.0.0.1:8000)
+PORT ?= 8000
 run: $(VENV)/.installed
-	$(BIN)/tidings demo
+	$(BIN)/tidings demo --port $(PORT)
 
 ## make test: lint, type-check and the whole suite on SQLite and PostgreSQL
 test: $(VENV)/.installed-test lint typecheck pytest

@@ -131,6 +131,19 @@ def test_keys_list_gives_the_ids_that_revoke_takes(tidings: Tidings, db: Session
     assert unknown.code == 1 and unknown.stdout == "" and "not found" in unknown.stderr
 
 
+def test_orgs_list_gives_back_the_ids(tidings: Tidings) -> None:
+    """An id ``orgs create`` printed once is found again; names need not be unique."""
+    first = tidings("orgs", "create", "Acme").result
+    second = tidings("orgs", "create", "Acme\tTwo\nLines", "--timezone", "Europe/Paris").result
+    run = tidings("orgs", "list")
+    assert run.code == 0, run.stderr
+    rows = [line.split("\t") for line in run.stdout.splitlines()]
+    assert [row[0] for row in rows] == [first, second]
+    assert rows[1][1:3] == ["Acme Two Lines", "Europe/Paris"]
+    assert all(len(row) == 5 and row[3].endswith("Z") and row[4] == "0" for row in rows)
+    assert "2 organization(s)" in run.stderr
+
+
 def test_text_that_looks_like_markup_is_printed_as_it_is(tidings: Tidings, db: Session) -> None:
     """The lines for a person quoted what was typed through rich's markup: ``[/bold]`` raised
     a MarkupError (a traceback) after the organization was committed."""

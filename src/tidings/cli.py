@@ -227,6 +227,25 @@ def keys_create(
     _result(secret)
 
 
+_ONE_LINE = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
+
+
+@orgs_app.command("list")
+def orgs_list() -> None:
+    """Every organization, oldest first, one per line on stdout, tab-separated: id, name, time
+    zone, created, and how many contacts it has. The id is what ``--org`` takes."""
+    from tidings.orgs import list_organizations
+    from tidings.timeutil import isoformat_z
+
+    with _database() as session:
+        orgs = list_organizations(session)
+    for org in orgs:
+        name = org.name.translate(_ONE_LINE)  # a name may hold a tab or a newline
+        fields = (org.id, name, org.timezone, isoformat_z(org.created_at))
+        sys.stdout.write("\t".join((*fields, str(org.contact_count))) + "\n")
+    human.print(f"{len(orgs)} organization(s)")
+
+
 @keys_app.command("list")
 def keys_list(org: Annotated[str, typer.Option("--org", help="organization id")]) -> None:
     """The organization's keys, newest first, one per line on stdout, tab-separated: id, the

@@ -39,6 +39,12 @@ def get_organization(session: Session, org_id: str) -> Organization:
     return org
 
 
+def list_organizations(session: Session) -> list[Organization]:
+    """Every organization, oldest first: the CLI's way back to an id ``orgs create`` printed once
+    (names need not be unique)."""
+    return list(session.scalars(select(Organization).order_by(Organization.created_at)))
+
+
 def create_user(session: Session, org_id: str, email: str, role: str, password: str) -> User:
     get_organization(session, org_id)
     if role not in ROLES:
