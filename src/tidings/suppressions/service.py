@@ -109,7 +109,10 @@ def remove_suppression(
             raise SuppressionNotFound(f"{address!r} is not on the suppression list")
         row = found
     else:
-        raise ValidationFailed("give the suppression's id in the path or ?address=...")
+        raise ValidationFailed(
+            "give the suppression's id or address in the path, ?address=..., or a JSON body "
+            '{"address": ...}'
+        )
     session.delete(row)
     session.flush()
     record_event(
