@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import cast
 
 import pytest
@@ -57,4 +58,22 @@ def test_bulk_insert_raises_the_drivers_errors_as_sqlalchemys(db: Session) -> No
     row = (new_id("con"), org.id, "a@example.com", None, None, {}, now, now)
     with pytest.raises(IntegrityError):
         bulk_insert(db, cast(Table, Contact.__table__), CONTACT_COLUMNS, [row, row])
+    db.rollback()
+
+
+def test_bulk_insert_keeps_the_instant_of_any_aware_time_and_refuses_a_naive_one(
+    db: Session,
+) -> None:
+    """Timestamps reach either database as the instant they name, whatever their offset; a naive
+    one is refused, as the ORM's column type refuses it, rather than read in the server's zone."""
+    org = make_org(db)
+    paris = timezone(timedelta(hours=1))
+    at = datetime(2026, 3, 1, 10, 0, 0, 123456, tzinfo=paris)
+    row = (new_id("con"), org.id, "t@example.com", None, None, {}, at, at)
+    bulk_insert(db, cast(Table, Contact.__table__), CONTACT_COLUMNS, [row])
+    stored = db.scalar(select(Contact.created_at).where(Contact.id == row[0]))
+    assert stored == at and stored is not None and stored.utcoffset() == timedelta(0)
+    naive = (new_id("con"), org.id, "n@example.com", None, None, {}, at.replace(tzinfo=None), at)
+    with pytest.raises(ValueError, match="naive datetime"):
+        bulk_insert(db, cast(Table, Contact.__table__), CONTACT_COLUMNS, [naive])
     db.rollback()
