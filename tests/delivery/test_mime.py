@@ -16,6 +16,7 @@ from tidings.delivery.transports.mime import (
     build_email,
     header_safe,
     html_from_text,
+    text_from_html,
 )
 
 WHEN = datetime(2026, 5, 1, 13, 0, tzinfo=UTC)
@@ -216,3 +217,24 @@ def test_html_from_text_escapes_keeps_lines_and_links_addresses() -> None:
     assert '<a href="https://t.example/u/abc.def">https://t.example/u/abc.def</a>' in html
     assert html.count("<p>") == 2
     assert "<script" not in html_from_text('<script>alert("x")</script> https://a.test/"onload=x')
+
+
+def test_the_text_part_of_an_html_template_keeps_what_a_reader_sees() -> None:
+    """Words, a line per block or table row, and each link's address: the unsubscribe link
+    above all. Not the title, the CSS, scripts or comments; "x < 5" is text, not a tag."""
+    html = (
+        "<html><head><title>Newsletter</title><style>p { color: red; }</style></head><body>"
+        '<p>Read our <a href="https://example.com/post?id=1&amp;x=2">latest <b>post</b></a>.</p>'
+        "<table><tr><td>Hello</td><td>there</td></tr><tr><td>World</td></tr></table>"
+        "<script>track()</script><!-- hidden --><p>If x < 5 and y > 3, win &amp; smile</p>"
+        '<p><a href="https://x.test">https://x.test</a> <a href="#top">top</a></p>'
+        "<p><a href='https://t.test/u/TOKEN'>Unsubscribe</a></p></body></html>"
+    )
+    assert text_from_html(html) == (
+        "Read our latest post (https://example.com/post?id=1&x=2).\n"
+        "Hello there\n"
+        "World\n\n"
+        "If x < 5 and y > 3, win & smile\n"
+        "https://x.test top\n"
+        "Unsubscribe (https://t.test/u/TOKEN)\n"
+    )

@@ -33,7 +33,19 @@ from urllib.parse import urlsplit
 
 from tidings.delivery.transports.base import Email
 
-_TAGS = re.compile(r"<[^>]+>")
+# A tag starts with a letter, "/" or "!" right after "<": "if x < 5" is text.
+_TAGS = re.compile(r"<[A-Za-z/!?][^>]*>")
+# What a reader never sees: the head (title, styles), scripts, styles in the body, comments.
+_UNSEEN = re.compile(r"(?is)<!--.*?-->|<(head|script|style|template|title)\b[^>]*>.*?</\1\s*>")
+_LINK = re.compile(
+    r"""(?is)<a\b[^>]*?\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))[^>]*>(.*?)</a\s*>"""
+)
+# Where a line ends as the page shows it: a break, the end of a block, a table row.
+_LINE_ENDS = re.compile(
+    r"(?i)<br\b[^>]*>|<hr\b[^>]*>|</(?:p|div|h\d|li|tr|table|ul|ol|blockquote|section|article)\s*>"
+)
+_CELL_ENDS = re.compile(r"(?i)</t[dh]\s*>")
+_SPACES = re.compile(r"[ \t]+")
 _BLANKS = re.compile(r"\n\s*\n\s*\n+")
 _PARAGRAPHS = re.compile(r"\n[ \t]*\n")
 # After escaping: ``&amp;`` stays inside the address, ``&lt;`` / ``&gt;`` / ``&quot;`` end it, and
@@ -62,9 +74,23 @@ def message_id_header(message_id: str, domain: str) -> str:
 
 
 def text_from_html(html: str) -> str:
-    """A plain-text part for an HTML-only template: mail clients that show text deserve words."""
-    text = _TAGS.sub("", re.sub(r"(?i)<br\s*/?>|</p>|</div>|</h\d>|</li>", "\n", html))
-    return _BLANKS.sub("\n\n", html_lib.unescape(text)).strip() + "\n"
+    """A plain-text part for an HTML-only template: the words a reader sees, a line per block or
+    table row, and each link's address after its text (``Unsubscribe (https://...)``): the text
+    part lost every link, the unsubscribe link with them, and showed the title and CSS."""
+    text = _LINK.sub(_link_as_text, _UNSEEN.sub("", html))
+    text = _CELL_ENDS.sub(" ", _LINE_ENDS.sub("\n", text))
+    text = html_lib.unescape(_TAGS.sub("", text))
+    lines = (_SPACES.sub(" ", line).strip() for line in text.splitlines())
+    return _BLANKS.sub("\n\n", "\n".join(lines)).strip() + "\n"
+
+
+def _link_as_text(match: re.Match[str]) -> str:
+    href = html_lib.unescape(next(g for g in match.groups()[:3] if g is not None).strip())
+    words = " ".join(html_lib.unescape(_TAGS.sub("", match[4])).split())
+    if not href or href.startswith(("#", "javascript:")) or href in (words, f"mailto:{words}"):
+        return match[4]
+    # Escaped again: the text is still HTML until the tags are stripped and entities read.
+    return f"{match[4]} ({html_lib.escape(href)})" if words else html_lib.escape(href)
 
 
 def html_from_text(text: str) -> str:
