@@ -308,6 +308,51 @@ def test_a_changed_address_is_checked_against_the_suppression_list(
     assert (message.status, message.to_address) == ("suppressed", "blocked@example.com")
 
 
+def test_a_body_part_that_renders_blank_is_derived_and_an_empty_email_fails(
+    db: Session,
+) -> None:
+    """A conditional body that is empty for one contact: its HTML comes from the text, not a
+    blank part; with both parts blank there is nothing to send."""
+    org = make_org(db)
+    vip = make_contact(db, org, email="vip@example.com", name="Vic", metadata={"vip": True})
+    other = make_contact(db, org, email="other@example.com", name="Olga")
+    audience = make_audience(db, org, members=[vip, other])
+    campaign, _ = make_campaign(
+        db,
+        org,
+        audience,
+        [vip, other],
+        html="{% if vip %}<p>Welcome, VIP {{ name }}</p>{% endif %}",
+        text="{% if vip %}Welcome, VIP {{ name }}{% endif %}",
+    )
+    campaign_b, _ = make_campaign(
+        db,
+        org,
+        audience,
+        [other],
+        html="{% if vip %}<p>VIP</p>{% endif %}",
+        text="Hello {{ name }}",
+    )
+
+    drain()
+
+    rows = {
+        (m.campaign_id, m.contact_id): m
+        for m in _messages(db, campaign) + _messages(db, campaign_b)
+    }
+    assert rows[(campaign.id, vip.id)].status == "sent"
+    failed = rows[(campaign.id, other.id)]
+    assert failed.status == "failed"
+    assert failed.error == "the template renders an empty email body for this contact"
+    derived = rows[(campaign_b.id, other.id)]
+    assert derived.status == "sent"
+    parsed = email.message_from_bytes(
+        (_outbox() / f"{derived.id}.eml").read_bytes(), policy=policy.default
+    )
+    html_part = parsed.get_body(("html",))
+    assert html_part is not None and "Hello Olga" in html_part.get_content()
+
+
 def test_sms_file_transport_writes_json(db: Session) -> None:
     org = make_org(db)
     person = make_contact(db, org, phone="+14155550100", name="Sam")

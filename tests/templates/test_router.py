@@ -165,6 +165,22 @@ def test_include_and_render_are_refused_with_a_reason(
     assert "include and render are not supported" in response.json()["error"]["message"]
 
 
+def test_a_blank_body_is_no_body(client: ApiClient, db: Session) -> None:
+    """Stored as "", a blank HTML body went out as a blank HTML part; it is absent instead, so
+    delivery derives it from the text."""
+    headers = _headers(db)
+    body = {"name": "Blank", "channel": "email", "subject": "s", "html": "", "text": "Real"}
+    created = client.post("/v1/templates", json=body, headers=headers)
+    assert created.status_code == 201 and created.json()["html"] is None
+    url = f"/v1/templates/{created.json()['id']}"
+    patched = client.patch(url, json={"html": "<p>Hi</p>", "text": "  \n"}, headers=headers)
+    assert (patched.json()["html"], patched.json()["text"]) == ("<p>Hi</p>", None)
+    emptied = client.patch(url, json={"html": " "}, headers=headers)
+    assert emptied.status_code == 400 and emptied.json()["error"]["details"]["field"] == "html"
+    sms = {"name": "Sms", "channel": "sms", "text": "Hi", "html": ""}
+    assert client.post("/v1/templates", json=sms, headers=headers).status_code == 201
+
+
 def test_update_and_delete(client: ApiClient, db: Session) -> None:
     headers = _headers(db)
     created = client.post("/v1/templates", json=EMAIL, headers=headers).json()

@@ -71,16 +71,25 @@ def compose(
     if message.channel == "sms":
         body = rendered.text if rendered.text is not None else text_from_html(rendered.html or "")
         return _sms(message, campaign, senders, body)
+    # A part that renders blank ({% if vip %}...{% endif %} for others) is derived from the other
+    # (``mime.build_email``); with both blank there is nothing to send, as for an empty SMS.
+    text, html = _visible(rendered.text), _visible(rendered.html)
+    if text is None and html is None:
+        return Skip("failed", "the template renders an empty email body for this contact")
     return Email(
         message_id=message.id,
         sender=campaign.from_address or senders.email,
         to=message.to_address,
         subject=rendered.subject or "",
-        text=rendered.text,
-        html=rendered.html,
+        text=text,
+        html=html,
         unsubscribe_url=link,
         date=now,
     )
+
+
+def _visible(part: str | None) -> str | None:
+    return part if part is not None and part.strip() else None
 
 
 def current_address(contact: ContactData, channel: str) -> str | None:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 from pydantic.config import JsonDict
 
 from tidings.contacts.schemas import JsonObject, Storable, Text
@@ -35,6 +42,15 @@ Variables = Annotated[
 ]
 
 
+def _blank_as_absent(value: str | None) -> str | None:
+    """An empty or blank body is no body: stored as ``""`` it went out as a blank HTML part
+    (what most mail clients show) instead of one derived from the text."""
+    return value if value is None or value.strip() else None
+
+
+Body = Annotated[Text | None, AfterValidator(_blank_as_absent)]
+
+
 class TemplateCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -48,8 +64,10 @@ class TemplateCreate(BaseModel):
     )
     channel: Channel
     subject: Text | None = Field(default=None, description="Email only; Liquid.")
-    html: Text | None = Field(default=None, description="Email only; Liquid, autoescaped.")
-    text: Text | None = Field(default=None, description="Liquid; required for SMS.")
+    html: Body = Field(
+        default=None, description="Email only; Liquid, autoescaped. Blank is the same as absent."
+    )
+    text: Body = Field(default=None, description="Liquid; required for SMS. Blank is absent.")
 
 
 class TemplateUpdate(BaseModel):
@@ -63,8 +81,8 @@ class TemplateUpdate(BaseModel):
     )
     channel: Channel | None = None
     subject: Text | None = None
-    html: Text | None = None
-    text: Text | None = None
+    html: Body = None
+    text: Body = None
 
 
 class TemplateOut(BaseModel):
