@@ -30,6 +30,10 @@ HOSTILE = {
     "include itself": "{% include 'self' %}",
     "deep nesting": "{% if true %}" * 2000 + "x" + "{% endif %}" * 2000,
     "cycle/tablerow": "{% tablerow i in (1..100000000) %}{{ i }}{% endtablerow %}",
+    # Each step ten times the last, under every limit but the filters' own: 1.2 GB at eight.
+    "replace chain": '{{ "aaaaaaaaaa"' + ' | replace: "a", "aaaaaaaaaa"' * 10 + " | size }}",
+    "range materialised": "{{ (1..20000000) | reverse | size }}",
+    "long join": '{{ (1..90000) | join: "xxxxxxxxxx" | size }}',
 }
 
 
@@ -66,6 +70,8 @@ def test_hostile_template_is_refused_at_save(client: ApiClient, db: Session, nam
         "{% for i in (1..n) %}{{ big }}{% endfor %}",
         "{{ big | append: big | append: big | append: big | append: big }}",
         "{% for w in (1..n) %}{% for c in big | split: '' %}{{ c }}{% endfor %}{% endfor %}",
+        "{{ v" + ' | replace: "a", v' * 8 + " | size }}",
+        "{{ big | replace: 'x', big | size }}",
     ],
 )
 def test_hostile_variables_end_cleanly_at_preview(
@@ -75,7 +81,7 @@ def test_hostile_variables_end_cleanly_at_preview(
     org = make_org(db)
     headers = auth(make_key(db, org))
     template = make_template(db, org, slug="innocent", channel="sms", text=source)
-    variables = {"n": 100_000_000, "big": "x" * 200_000}
+    variables = {"n": 100_000_000, "big": "x" * 200_000, "v": "aaaaaaaaaa"}
     response = _bounded(
         lambda: client.post(
             f"/v1/templates/{template.id}/preview", headers=headers, json={"variables": variables}

@@ -11,9 +11,9 @@ this module, with the variable precedence of DESIGN.md §4.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, wraps
 from typing import Any
 
 from liquid import BoundTemplate, Environment
@@ -24,6 +24,7 @@ from liquid.exceptions import (
     FilterValueError,
     LiquidError,
     LiquidTypeError,
+    ResourceLimitError,
     TemplateNotFoundError,
     UndefinedError,
 )
@@ -42,11 +43,76 @@ class TemplateRenderFailed(Unprocessable):
     code = "template_render_error"
 
 
+# What one filter may take or build. The environment's own limits count loop turns, assigned
+# values and output, not what a filter makes in between: eight chained ``replace`` multiplied a
+# value tenfold each (1.2 GB for one message), and ``reverse`` of a range literal built a list of
+# twenty million.
+MAX_VALUE_CHARS = MAX_OUTPUT_CHARS
+MAX_VALUE_ITEMS = 100_000
+
+
+class ValueTooLarge(ResourceLimitError):
+    """A filter's argument or result beyond ``MAX_VALUE_CHARS`` / ``MAX_VALUE_ITEMS``."""
+
+    def __init__(self, filter_name: str, what: str) -> None:
+        super().__init__(f"{filter_name}: {what}", token=None)
+
+
+_TOO_LONG = f"a text longer than {MAX_VALUE_CHARS:,} characters"
+_TOO_MANY = f"more than {MAX_VALUE_ITEMS:,} items"
+
+
+def _check_size(filter_name: str, value: object) -> None:
+    if isinstance(value, str):
+        if len(value) > MAX_VALUE_CHARS:
+            raise ValueTooLarge(filter_name, _TOO_LONG)
+    elif isinstance(value, list | tuple | range | dict) and len(value) > MAX_VALUE_ITEMS:
+        raise ValueTooLarge(filter_name, _TOO_MANY)
+
+
+def _projected_size(filter_name: str, args: tuple[Any, ...]) -> int:
+    """The length of what ``replace`` or ``join`` would build, found before building it: one
+    such call can make a gigabyte from two values under the limit."""
+    if filter_name == "replace" and len(args) >= 2:
+        text, old = str(args[0]), str(args[1])
+        new = str(args[2]) if len(args) > 2 else ""
+        found = text.count(old) if old else len(text) + 1
+        return len(text) + found * (len(new) - len(old))
+    if filter_name == "join" and args and isinstance(args[0], list | tuple):
+        separator = len(str(args[1])) if len(args) > 1 else 1
+        total = 0
+        for item in args[0]:
+            total += len(str(item)) + separator
+            if total > MAX_VALUE_CHARS:
+                break
+        return total
+    return 0
+
+
+def _bounded(filter_name: str, filter_: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(filter_)  # keeps the attributes python-liquid reads (``with_context``...)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        for value in args:
+            _check_size(filter_name, value)
+        if _projected_size(filter_name, args) > MAX_VALUE_CHARS:
+            raise ValueTooLarge(filter_name, _TOO_LONG)
+        result = filter_(*args, **kwargs)
+        _check_size(filter_name, result)
+        return result
+
+    return bounded
+
+
 class _Sandbox(Environment):
     loop_iteration_limit = 10_000
     local_namespace_limit = 200_000
     output_stream_limit = MAX_OUTPUT_CHARS
     context_depth_limit = 10
+
+    def setup_tags_and_filters(self, *, extra: bool = False) -> None:
+        super().setup_tags_and_filters(extra=extra)
+        for filter_name, filter_ in list(self.filters.items()):
+            self.filters[filter_name] = _bounded(filter_name, filter_)
 
 
 _TEXT = _Sandbox(autoescape=False)
