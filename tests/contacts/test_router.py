@@ -482,6 +482,11 @@ def test_idempotency_key_replays_the_create(
         ("POST", "/v1/audiences", {"name": "a\u0000"}),
         ("GET", "/v1/audiences/aud_%00/contacts", None),
         ("POST", "/v1/audiences/aud_x/contacts", {"contactIds": ["con_\u0000"]}),
+        # SQLite cut the pattern at the NUL and listed everything.
+        ("GET", "/v1/templates?search=%00", None),
+        ("GET", "/v1/suppressions?search=%00", None),
+        ("GET", "/v1/audit-events?action=%00", None),
+        ("GET", "/v1/audit-events?target_id=a%00", None),
     ],
 )
 def test_nul_characters_are_a_400_on_both_backends(

@@ -195,3 +195,9 @@ def test_a_login_clears_the_users_expired_sessions(client: ApiClient, db: Sessio
         .where(DashboardSession.expires_at > utcnow())
     )
     assert live == 1
+
+
+def test_the_login_page_shows_no_text_from_its_address(client: ApiClient) -> None:
+    """Only a failed submission puts an error on the page; a link cannot write one there."""
+    page = client.get("/login", params={"error": "Session expired. Call +1-555-0100"})
+    assert page.status_code == 200 and "555-0100" not in page.text

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from tidings.audit import service
 from tidings.audit.schemas import AuditEventOut
 from tidings.auth import Principal
+from tidings.contacts.schemas import Text
 from tidings.deps import DbSession, require_scope
 from tidings.errors import error_responses
 from tidings.filters import another_spelling, one_spelling
@@ -27,11 +28,11 @@ def list_audit_events(
     session: DbSession,
     principal: Annotated[Principal, Depends(require_scope("read:audit"))],
     params: Annotated[PageParams, Depends(page_params)],
-    action: Annotated[str | None, Query(description="e.g. audience.csv_imported")] = None,
-    target_type: Annotated[str | None, Query(alias="targetType")] = None,
-    target_id: Annotated[str | None, Query(alias="targetId")] = None,
-    target_type_snake: Annotated[str | None, another_spelling("target_type")] = None,
-    target_id_snake: Annotated[str | None, another_spelling("target_id")] = None,
+    action: Annotated[Text | None, Query(description="e.g. audience.csv_imported")] = None,
+    target_type: Annotated[Text | None, Query(alias="targetType")] = None,
+    target_id: Annotated[Text | None, Query(alias="targetId")] = None,
+    target_type_snake: Annotated[Text | None, another_spelling("target_type")] = None,
+    target_id_snake: Annotated[Text | None, another_spelling("target_id")] = None,
 ) -> Page[AuditEventOut]:
     """Filters as the other lists read them: an empty value filters by nothing, and
     ``target_type`` / ``target_id`` are read as well as ``targetType`` / ``targetId``."""

@@ -106,10 +106,12 @@ def root() -> RedirectResponse:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, error: str | None = None) -> Response:
+def login_page(request: Request) -> Response:
+    """The form. Its error line comes only from a failed submission (``_login_error``): a
+    ``?error=`` read from the address showed any text a link put there, on our page."""
     csrf = secrets.token_urlsafe(24)
     response = templates.TemplateResponse(
-        request, "login.html", {"csrf_token": csrf, "error": error, "email": ""}
+        request, "login.html", {"csrf_token": csrf, "error": None, "email": ""}
     )
     response.set_cookie(
         LOGIN_CSRF_COOKIE,

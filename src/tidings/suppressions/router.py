@@ -41,7 +41,7 @@ def list_suppressions(
     session: DbSession,
     principal: Reader,
     params: Annotated[PageParams, Depends(page_params)],
-    search: Annotated[str | None, Query(description="Part of an address")] = None,
+    search: Annotated[Text | None, Query(description="Part of an address")] = None,
     reason: Reason | None = None,
 ) -> Page[SuppressionOut]:
     stmt = service.list_suppressions_query(principal.org_id, search, reason)

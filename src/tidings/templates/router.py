@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 
 from tidings.auth import Principal
-from tidings.contacts.schemas import SuccessOut
+from tidings.contacts.schemas import SuccessOut, Text
 from tidings.deps import DbSession, check_scope, require_scope
 from tidings.errors import error_responses
 from tidings.models import Template
@@ -49,7 +49,7 @@ def list_templates(
     session: DbSession,
     principal: Reader,
     params: Annotated[PageParams, Depends(page_params)],
-    search: Annotated[str | None, Query(description="Matches name or slug")] = None,
+    search: Annotated[Text | None, Query(description="Matches name or slug")] = None,
     channel: Channel | None = None,
 ) -> Page[TemplateOut]:
     stmt = service.list_templates_query(principal.org_id, search, channel)
