@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
-from tidings.config import get_settings
+from tidings.config import DEVELOPMENT_SECRET, get_settings
 from tidings.errors import ApiError
 
 if TYPE_CHECKING:
@@ -323,6 +323,21 @@ def users_create(
     _result(user.id)
 
 
+def _warn_of_a_public_secret() -> None:
+    """Outside production the placeholder secret is allowed (``make run`` needs nothing set),
+    but it is public: with it anyone can sign an unsubscribe link for any address of any
+    organization. Serve and the worker (which signs the links) say so at start."""
+    if get_settings().secret_key == DEVELOPMENT_SECRET:
+        human.print(
+            Text.assemble(
+                ("warning:", "yellow"),
+                " TIDINGS_SECRET_KEY is the development placeholder, which anyone can use to "
+                "forge unsubscribe links; set a long random secret before mail reaches real "
+                "recipients",
+            )
+        )
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
@@ -336,6 +351,7 @@ def serve(
     from uvicorn.config import LOGGING_CONFIG
 
     _require_current_schema(long_running=True)
+    _warn_of_a_public_secret()
     human.print(f"serving on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
     # Uvicorn writes its access log to stdout; send it to stderr with the rest, so the last stdout
     # line stays the command's result (``tidings demo`` prints the API key there).
@@ -386,6 +402,7 @@ def worker(
     # httpx logs each request at INFO, the SMS API's URL (and so the account id) with it.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     _require_current_schema(long_running=not drain)
+    _warn_of_a_public_secret()
     try:
         engine = build_worker(settings, batch_size=batch_size, concurrency=concurrency)
     except TransportConfigError as exc:

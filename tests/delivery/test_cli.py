@@ -65,6 +65,7 @@ def test_drain_delivers_and_prints_a_json_tally(
     tally = json.loads(stdout.strip().splitlines()[-1])
     assert tally["sent"] == 3 and tally["claimed"] == 3
     assert "claimed 3, sent 3" in stderr  # the per-batch progress line
+    assert "development placeholder" in stderr  # anyone could sign its unsubscribe links
     assert len(list(outbox.glob("*.eml"))) == 3
     assert _statuses(db, campaign) == {"sent": 3}
 
@@ -147,3 +148,15 @@ def test_two_workers_never_deliver_one_message_twice(
     assert set(delivered) == {f"<{m.id}@127.0.0.1>" for m in messages}
     assert max(delivered.values()) == 1
     assert _statuses(db, campaign) == {"sent": 300}
+
+
+def test_a_real_secret_gets_no_warning(db: Session, database_url: str, tmp_path: Path) -> None:
+    process = _worker(
+        "--drain",
+        database_url=database_url,
+        email_transport=f"file://{tmp_path}",
+        secret_key="a-long-random-secret-of-this-installation",
+    )
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert "placeholder" not in stderr
