@@ -295,6 +295,32 @@ def test_0007_counts_each_organization_contacts_once(scratch: tuple[str, Engine]
     upgrade(url)
 
 
+def test_0008_moves_login_failures_off_the_users_and_keeps_them(
+    scratch: tuple[str, Engine],
+) -> None:
+    url, engine = scratch
+    upgrade(url, "0007")
+    now = "2026-01-01 00:00:00"
+    with engine.begin() as connection:
+        connection.execute(_ORG, {"t": now})
+        connection.execute(
+            text(
+                "INSERT INTO users (id, org_id, email, password_hash, role, failed_logins, "
+                "created_at, updated_at) VALUES ('usr_a', 'org_a', 'a@example.com', 'h', "
+                "'owner', 2, :t, :t)"
+            ),
+            {"t": now},
+        )
+    upgrade(url)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT email FROM users")).scalar_one() == "a@example.com"
+        assert connection.execute(text("SELECT count(*) FROM login_throttles")).scalar_one() == 0
+    command.downgrade(alembic_config(url), "0007")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT failed_logins FROM users")).scalar_one() == 0
+    upgrade(url)
+
+
 def test_rows_dangling_from_before_do_not_stop_an_upgrade(backend: str, tmp_path: Path) -> None:
     """SQLite migrations run with foreign keys off and fail on dangling keys they leave; a row
     that dangled before (written with keys off, say by the sqlite3 shell) is not theirs, and

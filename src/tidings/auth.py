@@ -14,12 +14,14 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from tidings.contacts.normalize import InvalidAddress, normalize_email
 from tidings.errors import BadRequest
 from tidings.ids import new_id
-from tidings.models import ApiKey, DashboardSession, User
+from tidings.models import ApiKey, DashboardSession, LoginThrottle, User
 from tidings.timeutil import utcnow
 
 RESOURCES = ("audiences", "contacts", "templates", "suppressions", "campaigns")
@@ -204,33 +206,53 @@ class LoginThrottled(Exception):
 
 
 def log_in(session: Session, email: str, password: str) -> User:
-    """Checks a dashboard login. After ``MAX_FREE_FAILURES`` wrong passwords the account is locked
-    for 2, 4, 8 … seconds (at most 15 minutes) per further failure, which slows guessing to a crawl
-    without locking the owner out for long. Unknown emails cost the same argon2 check as known ones,
-    so timing does not reveal which emails have accounts."""
+    """Checks a dashboard login. After ``MAX_FREE_FAILURES`` wrong passwords for an email the
+    email is locked for 2, 4, 8 … seconds (at most 15 minutes) per further failure, which slows
+    guessing to a crawl without locking the owner out for long. Failures are counted per email
+    typed, with an account or without (``LoginThrottle``), and unknown emails cost the same
+    argon2 check as known ones, so neither the answers nor their timing tell which emails have
+    accounts."""
     try:
         normalized = normalize_email(email)
     except InvalidAddress:
         normalized = None
+    key = hashlib.sha256((normalized or email.strip().lower()).encode()).hexdigest()
+    now = utcnow()
+    throttle = session.get(LoginThrottle, key)
+    if throttle is not None and throttle.locked_until is not None and throttle.locked_until > now:
+        raise LoginThrottled(max(1, int((throttle.locked_until - now).total_seconds()) + 1))
     user = (
         session.scalars(select(User).where(User.email == normalized)).first()
         if normalized
         else None
     )
-    if user is None:
-        verify_password(_DUMMY_HASH, password)
+    if not verify_password(user.password_hash if user else _DUMMY_HASH, password) or not user:
+        _count_failure(session, key, now)
         raise LoginFailed
-    now = utcnow()
-    if user.locked_until is not None and user.locked_until > now:
-        raise LoginThrottled(max(1, int((user.locked_until - now).total_seconds()) + 1))
-    if not verify_password(user.password_hash, password):
-        user.failed_logins += 1
-        excess = user.failed_logins - MAX_FREE_FAILURES
-        if excess > 0:
-            user.locked_until = now + min(timedelta(seconds=2**excess), MAX_LOCK)
+    if throttle is not None:
+        session.delete(throttle)
         session.flush()
-        raise LoginFailed
-    user.failed_logins = 0
-    user.locked_until = None
-    session.flush()
     return user
+
+
+def _count_failure(session: Session, key: str, now: datetime) -> None:
+    """One more failure for ``key``, in one statement (two wrong passwords at once both count),
+    and the lock it earns; throttles idle for a day are dropped on the way."""
+    insert = postgres_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    failures = session.execute(
+        insert(LoginThrottle)
+        .values(email_key=key, failures=1, locked_until=None, updated_at=now)
+        .on_conflict_do_update(
+            index_elements=["email_key"],
+            set_={"failures": LoginThrottle.failures + 1, "updated_at": now},
+        )
+        .returning(LoginThrottle.failures)
+    ).scalar_one()
+    excess = failures - MAX_FREE_FAILURES
+    if excess > 0:
+        session.execute(
+            update(LoginThrottle)
+            .where(LoginThrottle.email_key == key)
+            .values(locked_until=now + min(timedelta(seconds=2 ** min(excess, 20)), MAX_LOCK))
+        )
+    session.execute(delete(LoginThrottle).where(LoginThrottle.updated_at < now - timedelta(days=1)))

@@ -112,10 +112,21 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320), nullable=False, unique=True)
     password_hash: Mapped[str] = mapped_column(String(200), nullable=False)
     role: Mapped[str] = mapped_column(String(16), nullable=False)  # owner | member
-    failed_logins: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
+
+
+class LoginThrottle(Base):
+    """Failed dashboard logins per email typed, whether or not an account has it (migration
+    0008): kept on the user, the lockout answered 429 for accounts only and so told which
+    emails have one. ``email_key`` is a SHA-256 of the address as logins match it."""
+
+    __tablename__ = "login_throttles"
+
+    email_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, nullable=False)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
 
 
 class DashboardSession(Base):

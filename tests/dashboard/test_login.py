@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from tests.factories import ApiClient, make_audience, make_org, make_user
-from tidings.models import DashboardSession, User
+from tidings.models import DashboardSession, LoginThrottle, User
 from tidings.timeutil import utcnow
 
 PASSWORD = "correct horse battery"
@@ -69,20 +69,18 @@ def test_wrong_password_is_a_clear_message(client: ApiClient, db: Session) -> No
     assert "tidings_session" not in response.headers.get("set-cookie", "")
 
 
+def _attempts(client: ApiClient, email: str, password: str, times: int) -> list[int]:
+    statuses = []
+    for _ in range(times):
+        data = {"email": email, "password": password, "csrf_token": _login_csrf(client)}
+        statuses.append(client.post("/login", data=data).status_code)
+    return statuses
+
+
 def test_repeated_failures_are_slowed_down(client: ApiClient, db: Session) -> None:
     org = make_org(db)
     make_user(db, org, "owner@example.com")
-    statuses = []
-    for _ in range(5):
-        csrf = _login_csrf(client)
-        statuses.append(
-            client.post(
-                "/login",
-                data={"email": "owner@example.com", "password": "wrong-guess", "csrf_token": csrf},
-            ).status_code
-        )
-    assert statuses[:4] == [200, 200, 200, 200]
-    assert statuses[4] == 429
+    assert _attempts(client, "owner@example.com", "wrong-guess", 5) == [200, 200, 200, 200, 429]
     # Even the right password waits out the lock.
     csrf = _login_csrf(client)
     response = client.post(
@@ -90,7 +88,28 @@ def test_repeated_failures_are_slowed_down(client: ApiClient, db: Session) -> No
     )
     assert response.status_code == 429 and "Try again in" in response.text
     db.expire_all()
-    assert db.scalars(select(User)).one().locked_until is not None
+    assert db.scalars(select(LoginThrottle.locked_until)).one() is not None
+
+
+def test_the_throttle_does_not_tell_which_emails_have_accounts(
+    client: ApiClient, db: Session
+) -> None:
+    """An email without an account is locked after as many failures, with the same answers."""
+    org = make_org(db)
+    make_user(db, org, "owner@example.com")
+    known = _attempts(client, "owner@example.com", "wrong-guess", 6)
+    unknown = _attempts(client, "nobody@example.com", "wrong-guess", 6)
+    assert known == unknown == [200, 200, 200, 200, 429, 429]
+
+
+def test_a_successful_login_clears_its_failures(client: ApiClient, db: Session) -> None:
+    org = make_org(db)
+    make_user(db, org, "owner@example.com")
+    assert _attempts(client, "owner@example.com", "wrong-guess", 3) == [200, 200, 200]
+    login(client, "owner@example.com")
+    db.expire_all()
+    assert db.scalars(select(LoginThrottle)).all() == []
+    assert _attempts(client, "owner@example.com", "wrong-guess", 4) == [200, 200, 200, 200]
 
 
 def test_login_without_csrf_is_refused(client: ApiClient, db: Session) -> None:
