@@ -224,10 +224,11 @@ def test_get_patch_and_delete(client: ApiClient, headers: dict[str, str], db: Se
     actions = sorted(action for action, _ in events)
     # Created, three accepted PATCHes with fields (not the empty one), deleted.
     assert actions == sorted(["contact.created", *["contact.updated"] * 3, "contact.deleted"])
+    # Fields by name; no address in any event (read:audit does not imply read:contacts).
     updates = [data for action, data in events if action == "contact.updated"]
-    assert {"fields": ["email"], "email": {"from": "a@example.com", "to": None}} in updates
-    assert {"fields": ["metadata", "phone"], "phone": {"from": None, "to": "+442079460958"}} in (
-        updates
+    assert {"fields": ["email"]} in updates and {"fields": ["metadata", "phone"]} in updates
+    assert all(
+        "example.com" not in str(data) and "2079460958" not in str(data) for _, data in events
     )
 
 

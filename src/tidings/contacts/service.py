@@ -278,6 +278,8 @@ def create_contact(
     name: str | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Contact:
+    """Audit events name a contact by id, never by its email or phone: ``read:audit`` does not
+    imply ``read:contacts``, and a deleted contact's address must not outlive it in the log."""
     org_id = actor.org_id
     email, phone = _normalized("email", email), _normalized("phone", phone)
     _require_address(email, phone)
@@ -299,7 +301,6 @@ def create_contact(
         "contact.created",
         target_type="contact",
         target_id=contact.id,
-        data={"email": email, "phone": phone},
     )
     return contact
 
@@ -308,10 +309,9 @@ def update_contact(
     session: Session, actor: Principal, contact_id: str, changes: dict[str, Any]
 ) -> Contact:
     """``changes`` holds only the fields the client sent; ``None`` clears a field. The audit
-    event names the fields sent, and the addresses before and after when one changes."""
+    event names the fields sent, not their values (see ``create_contact``)."""
     org_id = actor.org_id
     contact = get_contact(session, org_id, contact_id)
-    before = {"email": contact.email, "phone": contact.phone}
     email = _normalized("email", changes["email"]) if "email" in changes else contact.email
     phone = _normalized("phone", changes["phone"]) if "phone" in changes else contact.phone
     _require_address(email, phone)
@@ -329,16 +329,15 @@ def update_contact(
         contact.metadata_ = changes["metadata"] or {}
     # ``updated_at`` moves only if a value did: the flush writes (and stamps) changed rows only.
     _flush_unique(session)
-    if not changes:
-        return contact
-    data: dict[str, Any] = {"fields": sorted(changes)}
-    for field, old in before.items():
-        new = getattr(contact, field)
-        if new != old:
-            data[field] = {"from": old, "to": new}
-    record_event(
-        session, actor, "contact.updated", target_type="contact", target_id=contact.id, data=data
-    )
+    if changes:
+        record_event(
+            session,
+            actor,
+            "contact.updated",
+            target_type="contact",
+            target_id=contact.id,
+            data={"fields": sorted(changes)},
+        )
     return contact
 
 
@@ -399,12 +398,7 @@ def delete_contact(session: Session, actor: Principal, contact_id: str) -> None:
         "contact.deleted",
         target_type="contact",
         target_id=contact.id,
-        data={
-            "email": contact.email,
-            "phone": contact.phone,
-            "audiences": audience_ids,
-            "cancelled_messages": cancelled,
-        },
+        data={"audiences": audience_ids, "cancelled_messages": cancelled},
     )
 
 
