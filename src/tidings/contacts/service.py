@@ -278,8 +278,9 @@ def create_contact(
     name: str | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Contact:
-    """Audit events name a contact by id, never by its email or phone: ``read:audit`` does not
-    imply ``read:contacts``, and a deleted contact's address must not outlive it in the log."""
+    """A new contact of the actor's organization. Its audit events name it by id, never by its
+    email or phone: ``read:audit`` does not imply ``read:contacts``, and a deleted contact's
+    address must not outlive it in the log."""
     org_id = actor.org_id
     email, phone = _normalized("email", email), _normalized("phone", phone)
     _require_address(email, phone)
