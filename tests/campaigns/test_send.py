@@ -115,6 +115,31 @@ def test_suppressed_and_address_less_members_are_counted(client: ApiClient, db: 
     }
 
 
+def test_one_message_per_mailbox(client: ApiClient, db: Session) -> None:
+    """Contacts keep an email's local part as written, so three spellings of one address can be
+    three members: the first by contact id gets the message, the others are skipped. Spellings
+    of a suppressed address are all suppressed."""
+    org = make_org(db)
+    headers = auth(make_key(db, org))
+    spellings = [
+        make_contact(db, org, email=email)
+        for email in ("Priya.Shah@example.com", "priya.shah@example.com", "PRIYA.SHAH@example.com")
+    ]
+    other = make_contact(db, org, email="other@example.com")
+    blocked = [make_contact(db, org, email=e) for e in ("Dup@example.com", "dup@example.com")]
+    make_suppression(db, org, "dup@example.com")
+    audience = make_audience(db, org, members=[*spellings, other, *blocked])
+    make_template(db, org)
+
+    body = _send(client, headers, audience.id).json()
+    assert (body["total"], body["scheduled"], body["suppressed"], body["skipped"]) == (6, 2, 2, 2)
+    first = min(spellings, key=lambda contact: contact.id)
+    assert {(m.contact_id, m.to_address) for m in _messages(db, body["campaign_id"])} == {
+        (first.id, first.email),
+        (other.id, "other@example.com"),
+    }
+
+
 @pytest.mark.parametrize(
     ("zone", "local", "starts_at", "ends_at"),
     [

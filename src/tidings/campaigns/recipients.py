@@ -1,5 +1,6 @@
 """Who a send reaches: every member of the audience, split into recipients, suppressed addresses
-and members without an address for the channel, read in one query.
+and members skipped (without an address for the channel, or with one another member already
+receives), read in one query.
 
 One query reads every member with its address and whether that address is suppressed (a left join
 on the suppression list's unique ``(org_id, address)`` index), ordered by contact id: the fan-out's
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from tidings.contacts.normalize import suppression_key
 from tidings.errors import Unprocessable
 from tidings.models import AudienceMember, Contact, Suppression
 from tidings.tenancy import org_filter
@@ -39,7 +41,12 @@ class Recipients:
 
 
 def read_recipients(session: Session, org_id: str, audience_id: str, channel: str) -> Recipients:
-    """One query: every member, its address for the channel, and whether it is suppressed."""
+    """One query: every member, its address for the channel, and whether it is suppressed.
+
+    One message per mailbox: contacts keep an email's local part as written, so ``Priya@`` and
+    ``priya@`` can be two contacts of one audience, and each got the campaign. Only the first
+    by contact id receives it; the others are ``skipped``, as the suppression list treats them
+    alike (it matches addresses in any case: ``suppression_key``)."""
     address = Contact.email if channel == "email" else Contact.phone
     stmt = (
         select(Contact.id, address, Suppression.id)
@@ -58,6 +65,7 @@ def read_recipients(session: Session, org_id: str, audience_id: str, channel: st
         .order_by(Contact.id)
     )
     recipients = Recipients()
+    mailboxes: set[str] = set()
     # Through the Core connection: plain rows, without the ORM's per-row result processing.
     for contact_id, to, suppression_id in session.connection().execute(stmt):
         recipients.total += 1
@@ -65,7 +73,10 @@ def read_recipients(session: Session, org_id: str, audience_id: str, channel: st
             recipients.skipped += 1
         elif suppression_id is not None:
             recipients.suppressed += 1
+        elif (mailbox := suppression_key(to)) in mailboxes:
+            recipients.skipped += 1
         else:
+            mailboxes.add(mailbox)
             recipients.deliverable.append((contact_id, to))
     return recipients
 

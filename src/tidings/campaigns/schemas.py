@@ -92,7 +92,10 @@ class SendResponse(BaseModel):
     starts_at: str
     ends_at: str
     campaign_id: str
-    skipped: int = Field(description="Members without an address for the channel.")
+    skipped: int = Field(
+        description="Members without an address for the channel, or whose address (in any "
+        "case) an earlier member by contact id already receives: one message per mailbox."
+    )
 
 
 class CampaignOut(BaseModel):
