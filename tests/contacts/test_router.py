@@ -294,6 +294,11 @@ def test_a_phone_is_found_as_people_write_it(
     for term in ("(415) 555-0123", "+1 415 555 0123", "415.555.0123", "+1-415-555-0123"):
         assert _names(client, headers, term) == {"Dana"}, term
     assert _names(client, headers, "+44 20 7946 0958") == {"Eli"}
+    # Dialled from inside the country, or with an international prefix: without the zeros.
+    for term in ("020 7946 0958", "02079460958", "00 44 20 7946 0958", "0044-20-7946-0958"):
+        assert _names(client, headers, term) == {"Eli"}, term
+    assert _names(client, headers, "0958") == {"Eli"}  # a number's end keeps its zero
+    assert _names(client, headers, "0 0958") == set()
     assert _names(client, headers, "415 555") == {"Dana", "Flat 415 555"}  # digits or as typed
     assert _names(client, headers, "415-555") == {"Dana"}
     assert _names(client, headers, "(1)") == set()  # fewer than three digits: as typed

@@ -112,16 +112,27 @@ def search_values(session: Session, term: str | None) -> tuple[SearchShape, dict
 # A term written the way people write phone numbers: digits and the punctuation they put
 # between them (and at least three digits: ``dialled_form``).
 _TYPED_PHONE = re.compile(r"\+?[0-9 ().-]+")
+# The fewest digits of a number dialled with a trunk or international prefix (``dialled_form``):
+# national numbers run from about 7 digits (small countries) to 12.
+MIN_NATIONAL_DIGITS = 7
 
 
 def dialled_form(term: str) -> str | None:
     """Phones are stored in E.164 (``+14155550123``), so a term like ``(415) 555-0123`` or
     ``+1 415 555 0123`` also matches as ``4155550123`` or ``+14155550123``: its digits, after
-    a leading ``+``. None for any other term, and for one already in that form."""
+    a leading ``+``. A whole number dialled from inside its country (``020 7946 0958``) or
+    with an international prefix (``00 44 20 7946 0958``) matches without its leading zeros,
+    as E.164 writes it. None for any other term, and for one already in that form."""
     digits = "".join(c for c in term if c in "0123456789")
     if len(digits) < 3 or not _TYPED_PHONE.fullmatch(term):
         return None
-    dialled = ("+" if term.startswith("+") else "") + digits
+    if term.startswith("+"):
+        dialled = "+" + digits
+    elif len(digits.lstrip("0")) >= MIN_NATIONAL_DIGITS:
+        # Only for a whole number: ``0958``, the end of one, must not match every ``958``.
+        dialled = digits.lstrip("0")
+    else:
+        dialled = digits
     return dialled if dialled != term else None
 
 
