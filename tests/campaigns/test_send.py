@@ -140,6 +140,24 @@ def test_one_message_per_mailbox(client: ApiClient, db: Session) -> None:
     }
 
 
+def test_suppressed_whatever_the_letters(client: ApiClient, db: Session) -> None:
+    """The send matches the suppression list as the worker does (``suppression_key``):
+    PostgreSQL's lower() folds İ and a final Σ otherwise, and counted these as scheduled."""
+    org = make_org(db)
+    headers = auth(make_key(db, org))
+    listed = ["ΣΑΣ@example.com", "İPEK@example.com", "ÄNNE@example.com"]
+    contacts = [make_contact(db, org, email=email) for email in [*listed, "ok@example.com"]]
+    audience = make_audience(db, org, members=contacts)
+    make_template(db, org)
+    for address in listed:
+        added = client.post("/v1/suppressions", json={"address": address}, headers=headers)
+        assert added.status_code == 201, added.text
+
+    body = _send(client, headers, audience.id).json()
+    assert (body["total"], body["scheduled"], body["suppressed"], body["skipped"]) == (4, 1, 3, 0)
+    assert [m.to_address for m in _messages(db, body["campaign_id"])] == ["ok@example.com"]
+
+
 @pytest.mark.parametrize(
     ("zone", "local", "starts_at", "ends_at"),
     [
