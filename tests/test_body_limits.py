@@ -140,3 +140,29 @@ def test_a_live_server_refuses_an_endless_chunked_upload(live_server: str, db: A
         answer = sock.recv(65536)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert sent < 20 * limit or b"payload_too_large" in answer
+
+
+def test_only_the_import_routes_take_an_import_sized_body(client: ApiClient) -> None:
+    """A path that merely ends in ``/import`` (an id in a route) has the ordinary limit: it took
+    16 MB, parsed as JSON before the caller was checked (~390 MB of server memory a request)."""
+    settings = get_settings()
+    for path in (
+        "/v1/audiences/aud_x/import",
+        "/api/v1/audiences/aud_x/import",
+        "/api/internal/audiences/aud_x/import-csv",
+        "/overview/audiences/aud_x/import",
+    ):
+        assert body_limit_for(path) == settings.max_import_bytes, path
+    for path in (
+        "/v1/contacts/import",
+        "/api/v1/templates/import",
+        "/v1/audiences/import",
+        "/v1/audiences/aud_x/contacts/import",
+        "/v1/audiences/aud_x/import/x",
+    ):
+        assert body_limit_for(path) == settings.max_body_bytes, path
+    size = settings.max_body_bytes + 1
+    response = client.patch(
+        "/v1/contacts/import", headers={"Content-Type": "application/json"}, content=b"a" * size
+    )
+    assert response.status_code == 413, response.text
