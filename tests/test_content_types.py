@@ -3,6 +3,8 @@ route of the public API; JSON itself is read, as ``application/*+json`` or with 
 
 from __future__ import annotations
 
+import gzip
+
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -128,7 +130,14 @@ def test_a_request_without_a_valid_key_is_a_401_first(client: ApiClient) -> None
 @pytest.mark.parametrize("mount", ["/v1", "/api/v1"])
 @pytest.mark.parametrize(
     ("content_type", "body"),
-    [("application/json", b"{bad"), ("text/plain", b"name=x"), ("application/json", b"")],
+    [
+        ("application/json", b"{bad"),
+        ("text/plain", b"name=x"),
+        ("application/json", b""),
+        # Bodies FastAPI cannot decode at all: not UTF-8, nested past the recursion limit.
+        ("application/json", b'{"name": "caf\xe9"}'),
+        ("application/json", b"[" * 100_000 + b"]" * 100_000),
+    ],
 )
 def test_the_caller_is_checked_before_the_body(
     client: ApiClient, db: Session, mount: str, content_type: str, body: bytes
@@ -160,3 +169,44 @@ def test_the_caller_is_checked_before_the_body(
     writer = make_key(db, org, "write:audiences")
     response = client.post(f"{mount}/audiences", content=body, headers={**headers, **auth(writer)})
     assert response.status_code == (415 if content_type == "text/plain" else 400)
+
+
+def test_an_undecodable_body_says_what_to_send(client: ApiClient, db: Session) -> None:
+    headers = {**auth(make_key(db, make_org(db))), "Content-Type": "application/json"}
+    response = client.post("/v1/audiences", content=b'{"name": "caf\xe9"}', headers=headers)
+    assert response.status_code == 400
+    assert "UTF-8" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "deflate"])
+def test_a_compressed_body_is_a_415_and_writes_nothing(
+    client: ApiClient, db: Session, encoding: str
+) -> None:
+    """No content coding is decoded (RFC 7694 §3): a gzip body was a 400 about parsing, and a
+    plain body labelled ``br`` was taken as it was."""
+    org = make_org(db)
+    key = make_key(db, org)
+    audience = make_audience(db, org)
+    headers = {"Content-Encoding": encoding, "Content-Type": "application/json"}
+    for body in (gzip.compress(b'{"name": "Zipped"}'), b'{"name": "Labelled"}'):
+        response = client.post("/v1/audiences", content=body, headers={**headers, **auth(key)})
+        assert response.status_code == 415, response.text
+        assert response.json()["error"]["details"] == {"contentEncoding": encoding}
+        # The caller first: a missing key is still a 401.
+        assert client.post("/v1/audiences", content=body, headers=headers).status_code == 401
+    imported = client.post(
+        f"/v1/audiences/{audience.id}/import",
+        content=b"email\na@example.com\n",
+        headers={**auth(key), "Content-Type": "text/csv", "Content-Encoding": encoding},
+    )
+    assert imported.status_code == 415, imported.text
+    identity = client.post(
+        "/v1/audiences",
+        json={"name": "Plain"},
+        headers={**auth(key), "Content-Encoding": "identity"},
+    )
+    assert identity.status_code == 201
+    assert (
+        db.scalar(select(func.count()).select_from(Audience).where(Audience.org_id == org.id)) == 2
+    )
+    assert db.scalar(select(func.count()).select_from(Contact).where(Contact.org_id == org.id)) == 0

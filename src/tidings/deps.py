@@ -25,7 +25,13 @@ from tidings.auth import (
 )
 from tidings.config import get_settings
 from tidings.db import POOL_CONNECTIONS, new_session, session_scope
-from tidings.errors import Forbidden, ServiceUnavailable, Unauthorized, UnsupportedMediaType
+from tidings.errors import (
+    Forbidden,
+    ServiceUnavailable,
+    Unauthorized,
+    UnsupportedMediaType,
+    unsupported_encoding,
+)
 
 SESSION_COOKIE = "tidings_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -110,6 +116,8 @@ async def json_body_type(
     caller is checked first: a missing or wrong key is a 401, and a key without the route's
     scopes a 403, whatever the body (the lookup is the route's own, made once per request)."""
     check_route_scopes(request, _caller)
+    if (unsupported := unsupported_encoding(request)) is not None:
+        raise unsupported
     content_type = request.headers.get("content-type")
     if content_type is None or not _has_body(request):
         return

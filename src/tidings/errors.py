@@ -211,6 +211,30 @@ def refused_before_dependencies(exc: RequestValidationError) -> bool:
     return any(err.get("type") == "json_invalid" for err in exc.errors())
 
 
+# FastAPI's 400 for a body it could not decode at all (not UTF-8, nested past Python's recursion
+# limit, compressed), raised like ``json_invalid`` before the route's dependencies run.
+BODY_NOT_DECODED = "There was an error parsing the body"
+
+
+def unsupported_encoding(request: Request) -> UnsupportedMediaType | None:
+    """A 415 for a body sent with a ``Content-Encoding`` (RFC 7694 §3): none is decoded, so a
+    compressed body was read as garbage, and one merely labelled ``br`` was taken as it was."""
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    return UnsupportedMediaType(
+        f"Content-Encoding {encoding!r} is not supported; send the body uncompressed",
+        details={"contentEncoding": encoding},
+    )
+
+
+def _undecodable_body(request: Request) -> ApiError:
+    return unsupported_encoding(request) or BadRequest(
+        "The request body could not be read as JSON: send it as UTF-8 text, nested at most a "
+        "few hundred levels deep."
+    )
+
+
 CallerCheck = Callable[[Request], Awaitable[None]]
 
 
@@ -225,18 +249,31 @@ def install_error_handlers(app: FastAPI, check_caller: CallerCheck | None = None
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        if check_caller is not None and refused_before_dependencies(exc):
-            try:
-                await check_caller(request)
-            except ApiError as refusal:
-                return api_error_response(refusal)
+        if refused_before_dependencies(exc):
+            refused = await _caller_refusal(request)
+            if refused is not None:
+                return refused
+            if (unsupported := unsupported_encoding(request)) is not None:
+                return api_error_response(unsupported)
         details = _validation_details(exc)
         first = details[0] if details else {"field": "", "message": "invalid request"}
         where = f"'{first['field']}': " if first["field"] else ""
         return envelope(400, "validation_error", f"{where}{first['message']}", details)
 
+    async def _caller_refusal(request: Request) -> JSONResponse | None:
+        if check_caller is None:
+            return None
+        try:
+            await check_caller(request)
+        except ApiError as refusal:
+            return api_error_response(refusal)
+        return None
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == BODY_NOT_DECODED:
+            refused = await _caller_refusal(request)
+            return refused or api_error_response(_undecodable_body(request))
         code = _HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code
         if exc.status_code == 404 and message == "Not Found":

@@ -16,7 +16,12 @@ from pydantic import ValidationError
 
 from tidings.auth import Principal
 from tidings.deps import DbSession, internal_caller, media_type_of, require_scopes
-from tidings.errors import UnsupportedMediaType, ValidationFailed, error_responses
+from tidings.errors import (
+    UnsupportedMediaType,
+    ValidationFailed,
+    error_responses,
+    unsupported_encoding,
+)
 from tidings.imports import service
 from tidings.imports.csv import InvalidCsv
 from tidings.imports.schemas import CsvImportJson, ImportResponse
@@ -65,10 +70,13 @@ class Upload:
 
     media_type: str
     body: bytes
+    refusal: UnsupportedMediaType | None = None  # a compressed body (``unsupported_encoding``)
 
     def csv(self) -> bytes:
         """The CSV bytes from either content type; anything else is a 415. The routes call it
         after authentication, so a caller without access gets its 401 or 403 first."""
+        if self.refusal is not None:
+            raise self.refusal
         if self.media_type not in CSV_TYPES:
             raise UnsupportedMediaType(
                 "send the file as 'Content-Type: text/csv', "
@@ -83,7 +91,10 @@ async def read_upload(request: Request) -> Upload:
     stalled held that turn, and on SQLite every other write waited behind it. A body in another
     content type is not read at all (``Upload.csv`` refuses it)."""
     media_type = media_type_of(request.headers.get("content-type", ""))
-    return Upload(media_type, await request.body() if media_type in CSV_TYPES else b"")
+    refusal = unsupported_encoding(request)
+    if refusal is not None or media_type not in CSV_TYPES:
+        return Upload(media_type, b"", refusal)
+    return Upload(media_type, await request.body())
 
 
 @router.post(
