@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from itsdangerous.encoding import base64_encode
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.delivery.conftest import SmtpSink, drain, fresh
 from tests.factories import ApiClient, make_audience, make_campaign, make_contact, make_org
-from tidings.delivery.tokens import unsubscribe_token
+from tidings.delivery.tokens import _serializer, unsubscribe_token
 from tidings.models import AuditEvent, Message, Suppression
 
 
@@ -56,6 +57,24 @@ def test_invalid_or_altered_token_is_a_404_page(client: ApiClient, db: Session) 
     for bad in ("nonsense", token[:-2] + ("AA" if not token.endswith("AA") else "BB")):
         assert client.get(f"/u/{bad}").status_code == 404
         assert client.post(f"/u/{bad}").status_code == 404
+    assert db.scalars(select(Suppression)).all() == []
+
+
+def test_a_signed_token_holding_unstorable_text_is_a_404_page(
+    client: ApiClient, db: Session
+) -> None:
+    """Signed with the secret (the development placeholder is public), a token may carry any
+    JSON: a lone surrogate or NUL in it was a 500 while the page was written."""
+    org = make_org(db)
+    signer = _serializer().make_signer()
+    for payload in (
+        f'["{org.id}","\\ud800@example.com"]',
+        f'["{org.id}","a\\u0000@example.com"]',
+        '["\\udfff","ann@example.com"]',
+    ):
+        token = signer.sign(base64_encode(payload.encode())).decode()
+        assert client.get(f"/u/{token}").status_code == 404, payload
+        assert client.post(f"/u/{token}").status_code == 404, payload
     assert db.scalars(select(Suppression)).all() == []
 
 

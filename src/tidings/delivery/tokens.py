@@ -79,4 +79,17 @@ def read_unsubscribe_token(token: str) -> UnsubscribeTarget | None:
         return None
     if not isinstance(org_id, str) or not isinstance(address, str):
         return None
+    if not (_storable(org_id) and _storable(address)):
+        return None
     return UnsubscribeTarget(org_id=org_id, address=address)
+
+
+def _storable(text: str) -> bool:
+    """Text a page and the database can hold: a JSON escape such as ``\\ud800`` in a token
+    signed with a known secret (the development placeholder) decodes to a lone surrogate,
+    which failed with a 500 while the page was written."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
