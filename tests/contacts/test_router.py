@@ -315,6 +315,23 @@ def test_a_phone_is_found_as_people_write_it(
     assert [c["name"] for c in members["data"]] == ["Dana"]
 
 
+def test_names_and_terms_are_composed(client: ApiClient, headers: dict[str, str]) -> None:
+    """``José`` typed on macOS arrives decomposed (``e`` + U+0301): stored composed (NFC), as
+    emails are, and found by either spelling of the term."""
+    composed, decomposed = "José Núñez", "Jose\u0301 Nu\u0301n\u0303ez"
+    created = client.post(
+        "/v1/contacts", headers=headers, json={"email": "jn@example.com", "name": decomposed}
+    )
+    assert created.status_code == 201 and created.json()["name"] == composed
+    contact_id = created.json()["id"]
+    for term in (composed, decomposed, "JOSE\u0301", "núñ"):
+        assert _names(client, headers, term) == {composed}, ascii(term)
+    patched = client.patch(
+        f"/v1/contacts/{contact_id}", headers=headers, json={"name": "Zoe\u0308"}
+    )
+    assert patched.json()["name"] == "Zoë"
+
+
 def test_search_folds_case_beyond_ascii(client: ApiClient, headers: dict[str, str]) -> None:
     """SQLite's own lower() folds ASCII only; both backends match "RÉNA" to "Réna"."""
     for payload in (

@@ -139,6 +139,11 @@ def test_long_names_are_row_errors() -> None:
     assert [(e.row, e.field) for e in parsed.errors] == [(2, "name")]
 
 
+def test_names_are_composed_as_the_contacts_api_stores_them() -> None:
+    parsed = parse_csv("email,name\na@example.com, Jose\u0301 \n".encode())
+    assert [row.name for row in parsed.rows] == ["José"]
+
+
 def test_limit_counts_data_rows_only() -> None:
     ok = b"email\n" + b"".join(b"u%d@example.com\n" % i for i in range(10_000))
     assert parse_csv(ok).received == 10_000

@@ -1,9 +1,11 @@
 """Address normalisation shared by contacts, CSV imports and the suppression list, so that one
-address has one spelling everywhere: emails validated with the domain lower-cased, phones in E.164."""
+address has one spelling everywhere: emails validated with the domain lower-cased, phones in E.164.
+Names, and the terms that search them, are composed the same way (``normalize_name``)."""
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
 import phonenumbers
@@ -97,3 +99,12 @@ def suppression_key(address: str) -> str:
     but nearly every mailbox treats ``Alice@`` and ``alice@`` alike, and a suppression must never
     miss because of case: sending to someone who unsubscribed is the worse error."""
     return address.lower()
+
+
+def normalize_name(raw: str | None) -> str | None:
+    """A name as stored: trimmed, ``None`` when blank, and in Unicode's composed form (NFC), as
+    email-validator composes an address. ``José`` typed on macOS arrives decomposed (``e`` and a
+    combining accent) and a search for the composed ``José`` missed it; search terms are
+    composed too (``contacts.service.search_values``)."""
+    text = unicodedata.normalize("NFC", raw.strip()) if raw else ""
+    return text or None

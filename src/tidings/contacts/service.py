@@ -6,6 +6,7 @@ Every read goes through ``tenancy``; writes only ``flush()`` — the caller owns
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
@@ -29,7 +30,12 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 from tidings.audit.service import record_event
 from tidings.auth import Principal
 from tidings.contacts import trigrams
-from tidings.contacts.normalize import InvalidAddress, normalize_email, normalize_phone
+from tidings.contacts.normalize import (
+    InvalidAddress,
+    normalize_email,
+    normalize_name,
+    normalize_phone,
+)
 from tidings.db import Prepared, is_postgres
 from tidings.errors import Conflict, NotFound, ValidationFailed
 from tidings.ids import new_id
@@ -97,7 +103,7 @@ def search_values(session: Session, term: str | None) -> tuple[SearchShape, dict
     pattern."""
     if not narrows(term):
         return UNSEARCHED, {}
-    term = (term or "").strip()
+    term = unicodedata.normalize("NFC", (term or "").strip())
     how = SearchMatch.BY_FIELD if SEARCH_SEPARATOR in term else SearchMatch.JOINED
     values = {"search_pattern": substring_pattern(term)}
     dialled = dialled_form(term)
@@ -301,7 +307,7 @@ def create_contact(
         org_id=org_id,
         email=email,
         phone=phone,
-        name=(name or "").strip() or None,
+        name=normalize_name(name),
         metadata_=metadata or {},
     )
     session.add(contact)
@@ -336,7 +342,7 @@ def update_contact(
     )
     contact.email, contact.phone = email, phone
     if "name" in changes:
-        contact.name = (changes["name"] or "").strip() or None
+        contact.name = normalize_name(changes["name"])
     if "metadata" in changes:
         contact.metadata_ = changes["metadata"] or {}
     # ``updated_at`` moves only if a value did: the flush writes (and stamps) changed rows only.

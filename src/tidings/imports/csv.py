@@ -14,7 +14,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from tidings.contacts.limits import MAX_METADATA_KEY_LENGTH, MAX_METADATA_KEYS
-from tidings.contacts.normalize import InvalidAddress, normalize_email, normalize_phone
+from tidings.contacts.normalize import (
+    InvalidAddress,
+    normalize_email,
+    normalize_name,
+    normalize_phone,
+)
 from tidings.errors import BadRequest, PayloadTooLarge
 
 MAX_ROWS = 10_000
@@ -238,7 +243,7 @@ def validate_row(number: int, cells: list[str], header: Header) -> ContactRow | 
     errors: list[RowError] = []
     email = _address(raw_email, "email", number, errors)
     phone = _address(raw_phone, "phone", number, errors)
-    name = _cell(cells, header.name)
+    name = normalize_name(_cell(cells, header.name)) or ""
     if len(name) > MAX_NAME_LENGTH:
         errors.append(RowError(number, "name", f"name is longer than {MAX_NAME_LENGTH} characters"))
     if errors:
