@@ -31,15 +31,30 @@ def test_wrong_method_uses_the_envelope(client: ApiClient) -> None:
 def test_wrong_method_names_every_method_of_the_path(client: ApiClient) -> None:
     """Each method of a path is its own route; the 405 names them all, not the first one's."""
     for method, path, allowed in [
-        ("PUT", "/v1/audiences", "GET, POST"),
-        ("PUT", "/api/v1/audiences/aud_x", "GET, PATCH, DELETE"),
-        ("PATCH", "/v1/suppressions", "GET, POST, DELETE"),
+        ("PUT", "/v1/audiences", "GET, HEAD, POST"),
+        ("PUT", "/api/v1/audiences/aud_x", "GET, HEAD, PATCH, DELETE"),
+        ("PATCH", "/v1/suppressions", "GET, HEAD, POST, DELETE"),
         ("GET", "/v1/audiences/aud_x/contacts/remove", "POST"),
     ]:
         response = client.request(method, path)
         assert response.status_code == 405, path
         assert response.headers["allow"] == allowed
         assert allowed.split(", ")[-1] in response.json()["error"]["message"]
+
+
+def test_head_is_served_wherever_get_is(client: ApiClient, db: Session) -> None:
+    """RFC 9110 §9.3.2: the GET's status and headers, no body. Monitors checking
+    ``HEAD /healthz`` got a 405."""
+    headers = auth(make_key(db, make_org(db)))
+    for path, key in (("/healthz", {}), ("/v1/audiences", headers), ("/api/v1/contacts", headers)):
+        got = client.get(path, headers=key)
+        head = client.head(path, headers=key)
+        assert (head.status_code, head.content) == (200, b""), path
+        assert head.headers["content-length"] == got.headers["content-length"], path
+        assert head.headers["content-type"] == got.headers["content-type"], path
+    assert client.head("/v1/audiences").status_code == 401  # checked as the GET is
+    refused = client.head("/v1/audiences/aud_x/contacts/remove")
+    assert (refused.status_code, refused.headers["allow"], refused.content) == (405, "POST", b"")
 
 
 def test_openapi_and_docs(client: ApiClient) -> None:

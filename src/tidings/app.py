@@ -34,7 +34,12 @@ from tidings.deps import check_public_caller, json_body_type, required_scopes
 from tidings.errors import ServiceUnavailable, error_responses, install_error_handlers
 from tidings.imports.router import internal_router as imports_internal_router
 from tidings.imports.router import router as imports_router
-from tidings.middleware import BodyLimitMiddleware, IdempotencyMiddleware, body_limit_for
+from tidings.middleware import (
+    BodyLimitMiddleware,
+    HeadAsGetMiddleware,
+    IdempotencyMiddleware,
+    body_limit_for,
+)
 from tidings.suppressions.router import router as suppressions_router
 from tidings.templates.router import router as templates_router
 
@@ -194,5 +199,6 @@ def create_app() -> FastAPI:
     # Outermost first: the body limit applies before idempotency buffers a body.
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit_for)
+    app.add_middleware(HeadAsGetMiddleware)
     _complete_document(app)
     return app

@@ -185,15 +185,19 @@ def _readable(err: Any, field: str) -> str:
 
 def allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at the request's path. Each method of a path is its own
-    route, so the 405 of the first route that matched the path would name only that one's."""
-    return [
+    route, so the 405 of the first route that matched the path would name only that one's.
+    ``HEAD`` goes with ``GET`` (``middleware.HeadAsGetMiddleware``)."""
+    served = {
         method
         for method in HTTP_METHODS
         if any(
             route.matches({**request.scope, "method": method})[0] is Match.FULL
             for route in request.app.router.routes
         )
-    ]
+    }
+    if "GET" in served:
+        served.add("HEAD")
+    return [method for method in HTTP_METHODS if method in served]
 
 
 def api_error_response(exc: ApiError) -> JSONResponse:

@@ -74,6 +74,28 @@ async def _send_unavailable(send: Send, message: str) -> None:
     await _send_json(send, 503, body, [(b"retry-after", b"1")])
 
 
+class HeadAsGetMiddleware:
+    """``HEAD`` wherever ``GET`` is served (RFC 9110 §9.3.2): the request runs as a ``GET`` and
+    its answer goes out without the body, headers (``Content-Length`` included) as they are.
+    FastAPI routes answer the methods they declare only, so uptime monitors and load balancers
+    checking ``HEAD /healthz`` got a 405."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)
+
+
 class BodyLimitMiddleware:
     """Refuses bodies above the limit with 413 before reading them whole: at once when
     ``Content-Length`` says so, otherwise as soon as the streamed bytes pass the limit."""
