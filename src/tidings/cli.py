@@ -409,26 +409,26 @@ def worker(
         _error(str(exc))
         raise typer.Exit(code=1) from None
     try:
-        if drain:
-            tally = engine.drain()
-        else:
-            stop = threading.Event()
+        # Either way a signal finishes the batch in flight and the tally is printed: killed at
+        # once, a drain left its batch ``sending`` until the lease ran out.
+        stop = threading.Event()
 
-            def request_stop(signum: int, _frame: object) -> None:
-                human.print(f"{signal.Signals(signum).name}: finishing the batch in flight")
-                stop.set()
-                # A second signal stops at once.
-                signal.signal(signum, signal.SIG_DFL)
+        def request_stop(signum: int, _frame: object) -> None:
+            human.print(f"{signal.Signals(signum).name}: finishing the batch in flight")
+            stop.set()
+            # A second signal stops at once.
+            signal.signal(signum, signal.SIG_DFL)
 
-            signal.signal(signal.SIGTERM, request_stop)
-            signal.signal(signal.SIGINT, request_stop)
-            human.print(
-                f"worker started on {_shown_url(settings.database_url)}: email to "
-                f"{_shown_url(settings.email_transport)}, SMS to "
-                f"{_shown_url(settings.sms_transport)}, unsubscribe links at "
-                f"{settings.public_url}; SIGTERM or Ctrl-C to stop"
-            )
-            tally = engine.run(stop)
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        human.print(
+            f"worker {'draining' if drain else 'started'} on "
+            f"{_shown_url(settings.database_url)}: email to "
+            f"{_shown_url(settings.email_transport)}, SMS to "
+            f"{_shown_url(settings.sms_transport)}, unsubscribe links at "
+            f"{settings.public_url}; SIGTERM or Ctrl-C to stop"
+        )
+        tally = engine.drain(stop) if drain else engine.run(stop)
     finally:
         engine.close()
     human.print(

@@ -88,6 +88,30 @@ def test_sigterm_finishes_the_batch_in_flight(
     assert _statuses(db, campaign) == {"sent": 6}
 
 
+def test_sigterm_stops_a_drain_after_its_batch(
+    db: Session, database_url: str, smtp_sink: SmtpSink
+) -> None:
+    """A drain stops as the long-running worker does: the batch in flight finished, the tally
+    printed, nothing left ``sending``. Killed at once, its batch waited out the lease."""
+    org = make_org(db)
+    campaign, _ = _campaign(db, org, 12)
+    smtp_sink.handler.data_delay = 0.1
+    process = _worker(
+        "--drain", "--batch-size", "4", database_url=database_url, email_transport=smtp_sink.url
+    )
+    _wait_for(lambda: len(smtp_sink.handler.received) >= 1)
+
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 0, stderr
+    assert "worker draining on " in stderr  # which database and outbox it used
+    sent = json.loads(stdout.strip().splitlines()[-1])["sent"]
+    assert 4 <= sent < 12  # the batch in flight, not the rest
+    statuses = _statuses(db, campaign)
+    assert statuses == {"sent": sent, "scheduled": 12 - sent}, statuses
+
+
 def test_a_worker_killed_mid_batch_loses_nothing(
     db: Session, database_url: str, smtp_sink: SmtpSink
 ) -> None:

@@ -187,16 +187,18 @@ class Worker:
         _log_problems(results)
         return tally
 
-    def drain(self) -> Tally:
+    def drain(self, stop: threading.Event | None = None) -> Tally:
         """Deliver everything due now (retries included, when their backoff has passed), then
-        return. For scripts and tests."""
+        return; or, once ``stop`` is set, after the batch in flight (its untried messages go
+        back to the queue). For scripts and tests."""
         total = Tally()
-        while True:
+        while stop is None or not stop.is_set():
             tally = self.run_batch()
             if tally.claimed == 0:
-                self.store.complete_settled_campaigns(self.clock())
-                return total
+                break
             total.add(tally)
+        self.store.complete_settled_campaigns(self.clock())
+        return total
 
     def run(self, stop: threading.Event) -> Tally:
         """Until ``stop`` is set; an in-flight batch is always finished first. A failing database
