@@ -16,12 +16,13 @@ from pathlib import Path
 import httpx
 import pytest
 from alembic import command as alembic_command
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from tests.conftest import POSTGRES_URL
 from tests.factories import ApiClient, auth, make_org
 from tidings.auth import ALL_SCOPES, verify_password
+from tidings.db import make_engine
 from tidings.migrations import alembic_config
 from tidings.models import ApiKey, Audience, AuditEvent, Contact, Organization, User
 from tidings.scratch import create_database, drop_database
@@ -345,6 +346,39 @@ def test_every_command_refuses_a_postgresql_schema_older_than_the_code(
         run = tidings(*args, env=env)
         assert run.code == 1, (args, run.stderr)
         assert "run `tidings db upgrade`" in run.stderr and "Traceback" not in run.stderr, args
+
+
+def test_every_command_refuses_a_schema_from_a_newer_version(
+    tidings: Tidings, new_database: str
+) -> None:
+    """A rolled-back deploy: the database is at a revision this code does not have. On SQLite
+    every command was an Alembic traceback; on PostgreSQL the advice was `db upgrade`, which
+    was one too."""
+    env = {"TIDINGS_DATABASE_URL": new_database}
+    assert tidings("db", "upgrade", env=env).code == 0
+    engine = make_engine(new_database)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    engine.dispose()
+    for args in (
+        ("orgs", "list"),
+        ("db", "upgrade"),
+        ("demo", "--no-serve"),
+        ("serve", "--port", "9"),
+        ("worker", "--drain"),
+    ):
+        run = tidings(*args, env=env)
+        assert run.code == 1, (args, run.stderr)
+        assert "0099" in run.stderr and "newer version" in run.stderr, (args, run.stderr)
+        assert "db upgrade" not in run.stderr and "Traceback" not in run.stderr, args
+
+
+def test_a_file_that_is_not_a_database_is_one_line(tidings: Tidings, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not a SQLite database, it only has the name of one\n" * 20)
+    run = tidings("orgs", "list", env={"TIDINGS_DATABASE_URL": f"sqlite:///{junk}"})
+    assert run.code == 1
+    assert "file is not a database" in run.stderr and "Traceback" not in run.stderr
 
 
 def test_demo_seeds_data_through_the_services_and_prints_a_key(

@@ -26,14 +26,19 @@ if TYPE_CHECKING:
 
 
 class _Commands(TyperGroup):
-    """Every command: a database that cannot be reached, or has no schema, is one line that says
-    what to do, not a traceback."""
+    """Every command: a database that cannot be reached, has no schema, was migrated by a newer
+    version or is not a database at all, is one line that says what to do, not a traceback."""
 
     def invoke(self, ctx: Any) -> Any:  # typer vendors its own click Context
-        from sqlalchemy.exc import OperationalError, ProgrammingError
+        from sqlalchemy.exc import DatabaseError, OperationalError, ProgrammingError
+
+        from tidings.migrations import SchemaFromNewerVersion
 
         try:
             return super().invoke(ctx)
+        except SchemaFromNewerVersion as exc:
+            _error(str(exc))
+            raise typer.Exit(code=1) from None
         except OperationalError as exc:
             reason = str(exc.orig or exc).strip().splitlines()[0]
             _error(
@@ -45,6 +50,10 @@ class _Commands(TyperGroup):
             if getattr(exc.orig, "sqlstate", None) != UNDEFINED_TABLE:
                 raise
             _error(NO_SCHEMA)
+            raise typer.Exit(code=1) from None
+        except DatabaseError as exc:  # e.g. SQLite's "file is not a database"
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            _error(f"the database cannot be used: {reason}; check TIDINGS_DATABASE_URL")
             raise typer.Exit(code=1) from None
         finally:
             # Closed connections let SQLite remove its -wal and -shm files as the command ends.
