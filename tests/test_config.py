@@ -41,6 +41,14 @@ def test_other_database_urls_are_refused_at_start_up(given: str) -> None:
         ("worker_poll_seconds", "nan", "finite"),
         ("worker_retry_base_seconds", "nan", "finite"),
         ("worker_retry_base_seconds", "-1", "0 or more"),
+        ("public_url", "http://mail.example.com:abc", "not an http"),
+        ("public_url", "https://mail.example.com:99999", "not an http"),
+        ("max_body_bytes", "-1", "greater than 0"),
+        ("max_import_bytes", "0", "greater than 0"),
+        ("idempotency_ttl_hours", "-5", "greater than 0"),
+        ("email_from", "notanaddress", "not a sender"),
+        ("email_from", "a@example.com, b@example.com", "not a sender"),
+        ("email_from", "Team <a@example.com>\r\nBcc: x@example.com", "not a sender"),
     ],
 )
 def test_settings_the_worker_would_trip_on_are_refused_at_start_up(
@@ -57,3 +65,10 @@ def test_public_urls_keep_their_path() -> None:
         public_url=" https://mail.example.com/tidings ", worker_retry_base_seconds=0
     )
     assert settings.public_url == "https://mail.example.com/tidings"
+
+
+@pytest.mark.parametrize(
+    "sender", ["Tidings <noreply@localhost>", "hello@example.com", "Team <hello@example.com>"]
+)
+def test_senders_the_worker_can_use(sender: str) -> None:
+    assert Settings(email_from=sender).email_from == sender

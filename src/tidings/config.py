@@ -7,6 +7,8 @@ SMS, and a development secret. Outside development a placeholder secret refuses 
 from __future__ import annotations
 
 import math
+import re
+from email.utils import getaddresses
 from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
@@ -21,6 +23,8 @@ DATABASE_URL_FORMS = "use sqlite:///path/to/file.db or postgresql+psycopg://user
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# An address's shape: something, one "@", something, no spaces.
+_MAILBOX = re.compile(r"[^@\s]+@[^@\s]+")
 
 
 class Settings(BaseSettings):
@@ -87,11 +91,15 @@ class Settings(BaseSettings):
         "worker_max_attempts",
         "worker_lease_seconds",
         "worker_poll_seconds",
+        "max_body_bytes",
+        "max_import_bytes",
+        "idempotency_ttl_hours",
     )
     @classmethod
     def _positive(cls, value: float) -> float:
         """As the worker's own flags require (``--batch-size 0`` is refused): a batch size of -5
-        claimed one message at a time."""
+        claimed one message at a time, a body limit of -1 refused every POST, and a negative
+        retention silently turned idempotency off."""
         if value <= 0:
             raise ValueError(f"must be greater than 0, not {value}")
         return value
@@ -120,9 +128,29 @@ class Settings(BaseSettings):
         if value is None:
             return None
         parts = urlsplit(value.strip())
+        refusal = f"{value!r} is not an http(s) URL; write it as https://host[:port]"
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{value!r} is not an http(s) URL; write it as https://host[:port]")
+            raise ValueError(refusal)
+        try:
+            parts.port  # noqa: B018 -- raises for a port that is not one (":abc", ":99999")
+        except ValueError:
+            raise ValueError(refusal) from None
         return value.strip()
+
+    @field_validator("email_from")
+    @classmethod
+    def _a_sender(cls, value: str) -> str:
+        """One address, with or without a name: ``notanaddress`` went out as the ``From`` of
+        every email sent without one. (``noreply@localhost``, the default, is an address a
+        relay may accept; the send API's ``from`` is checked more strictly.)"""
+        parsed = getaddresses([value])
+        one_line = "\r" not in value and "\n" not in value
+        if not one_line or len(parsed) != 1 or not _MAILBOX.fullmatch(parsed[0][1]):
+            raise ValueError(
+                f"{value!r} is not a sender; write it as name@example.com or "
+                "'Name <name@example.com>'"
+            )
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:
