@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -216,16 +216,12 @@ def log_in(session: Session, email: str, password: str) -> User:
         normalized = normalize_email(email)
     except InvalidAddress:
         normalized = None
-    key = hashlib.sha256((normalized or email.strip().lower()).encode()).hexdigest()
+    key = hashlib.sha256((normalized or email.strip()).lower().encode()).hexdigest()
     now = utcnow()
     throttle = session.get(LoginThrottle, key)
     if throttle is not None and throttle.locked_until is not None and throttle.locked_until > now:
         raise LoginThrottled(max(1, int((throttle.locked_until - now).total_seconds()) + 1))
-    user = (
-        session.scalars(select(User).where(User.email == normalized)).first()
-        if normalized
-        else None
-    )
+    user = user_by_email(session, normalized) if normalized else None
     if not verify_password(user.password_hash if user else _DUMMY_HASH, password) or not user:
         _count_failure(session, key, now)
         raise LoginFailed
@@ -233,6 +229,18 @@ def log_in(session: Session, email: str, password: str) -> User:
         session.delete(throttle)
         session.flush()
     return user
+
+
+def user_by_email(session: Session, email: str) -> User | None:
+    """The user whose email is ``email`` in any case: ``Owner@`` and ``owner@`` are one mailbox,
+    and one person typing either is one user. (Contacts keep an address's case as written; a
+    login is not a contact.) An exact spelling wins over another case."""
+    stmt = (
+        select(User)
+        .where(func.lower(User.email) == email.lower())
+        .order_by((User.email != email), User.created_at)
+    )
+    return session.scalars(stmt).first()
 
 
 def _count_failure(session: Session, key: str, now: datetime) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tidings.auth import ROLES, hash_password
+from tidings.auth import ROLES, hash_password, user_by_email
 from tidings.contacts.normalize import InvalidAddress, normalize_email
 from tidings.errors import BadRequest, Conflict, NotFound
 from tidings.ids import new_id
@@ -56,8 +56,9 @@ def create_user(session: Session, org_id: str, email: str, role: str, password: 
         email = normalize_email(email)
     except InvalidAddress as exc:
         raise BadRequest(str(exc)) from None
-    if session.scalars(select(User).where(User.email == email)).first() is not None:
-        raise Conflict(f"a user with email {email!r} exists already")
+    existing = user_by_email(session, email)
+    if existing is not None:
+        raise Conflict(f"a user with email {existing.email!r} exists already")
     user = User(
         id=new_id("usr"),
         org_id=org_id,

@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from tests.factories import ApiClient, make_audience, make_org, make_user
+from tidings.errors import Conflict
 from tidings.models import DashboardSession, LoginThrottle, User
+from tidings.orgs import create_user
 from tidings.timeutil import utcnow
 
 PASSWORD = "correct horse battery"
@@ -110,6 +113,19 @@ def test_a_successful_login_clears_its_failures(client: ApiClient, db: Session) 
     db.expire_all()
     assert db.scalars(select(LoginThrottle)).all() == []
     assert _attempts(client, "owner@example.com", "wrong-guess", 4) == [200, 200, 200, 200]
+
+
+def test_an_email_in_another_case_is_the_same_user(client: ApiClient, db: Session) -> None:
+    """``Owner@`` and ``owner@`` are one mailbox: one user, who may type either; its failed
+    attempts count together."""
+    org = make_org(db)
+    make_user(db, org, "Priya.Shah@example.com")
+    login(client, "priya.shah@EXAMPLE.com")
+    client.cookies.clear()
+    assert _attempts(client, "PRIYA.SHAH@example.com", "wrong-guess", 2) == [200, 200]
+    assert _attempts(client, "priya.shah@example.com", "wrong-guess", 3) == [200, 200, 429]
+    with pytest.raises(Conflict, match="exists already"):
+        create_user(db, org.id, "PRIYA.shah@example.com", "member", PASSWORD)
 
 
 def test_login_without_csrf_is_refused(client: ApiClient, db: Session) -> None:
