@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import event, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from tests.delivery.conftest import SmtpSink, configure, drain, fresh, senderless_sms_campaign
@@ -718,3 +719,29 @@ def test_a_failing_database_is_retried_with_backoff_and_logged_once_in_full(
     assert [bool(r.exc_info) for r in records[:9]] == [True] + [False] * 8
     assert "(OSError: connection refused);" in records[1].getMessage()
     assert any("run again after 9 failures" in r.getMessage() for r in records)
+
+
+def test_an_unreachable_database_is_a_line_from_the_first_failure(
+    db: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its 80-line traceback says nothing the line does not."""
+
+    class Unreachable(SqlStore):
+        def claim(self, limit: int, lease_seconds: float, now: datetime) -> list[ClaimedMessage]:
+            raise OperationalError("SELECT", {}, OSError("connection refused"))
+
+    class Twice(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            self.set()
+            return True
+
+    worker = Worker(
+        Unreachable(get_engine()),
+        lambda channel: None,  # type: ignore[arg-type, return-value]
+        Senders(email="a@b.test", sms=None),
+        WorkerOptions(poll_seconds=0.5),
+    )
+    with caplog.at_level("INFO", logger="tidings.worker"):
+        worker.run(Twice())
+    [record] = [r for r in caplog.records if r.getMessage().startswith("batch")]
+    assert record.exc_info is None and "connection refused" in record.getMessage()

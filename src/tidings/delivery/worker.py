@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from sqlalchemy.exc import OperationalError
+
 from tidings.delivery.compose import Senders, Skip, compose, readdressed
 from tidings.delivery.store import BatchContext, ClaimedMessage, Result
 from tidings.delivery.transports.base import (
@@ -215,10 +217,13 @@ class Worker:
                     self.options.poll_seconds * 2 ** min(failures - 1, 16),
                     MAX_FAILED_BATCH_WAIT_SECONDS,
                 )
-                if failures == 1:  # the whole story once, then a line per try
+                if failures == 1 and not isinstance(exc, OperationalError):
+                    # The whole story once, then a line per try. A database that cannot be
+                    # reached is a line from the start: its traceback says nothing more.
                     log.exception("batch failed; retrying in %.1fs", wait)
                 else:
-                    log.warning("batch failed again (%s); retrying in %.1fs", _cause(exc), wait)
+                    again = " again" if failures > 1 else ""
+                    log.warning("batch failed%s (%s); retrying in %.1fs", again, _cause(exc), wait)
                 stop.wait(wait)
                 continue
             if failures:
