@@ -113,6 +113,8 @@ def test_scope_parsing_and_implication() -> None:
         parse_scopes("read:everything")
     with pytest.raises(BadRequest):
         parse_scopes("")
+    with pytest.raises(BadRequest, match="'all' stands alone"):
+        parse_scopes("all,read:audiences")
     principal = Principal("org_x", "api_key", "key_x", frozenset({"write:audiences"}))
     assert principal.has_scope("read:audiences")
     assert not principal.has_scope("read:contacts")

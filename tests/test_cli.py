@@ -116,7 +116,7 @@ def test_keys_create_with_some_scopes_and_revoke(
 def test_keys_list_gives_the_ids_that_revoke_takes(tidings: Tidings, db: Session) -> None:
     """``KEY=$(tidings keys create ...)`` keeps the secret only; the id is found again here."""
     org_id = tidings("orgs", "create", "Acme").result
-    tidings("keys", "create", "--org", org_id, "--scopes", "all", "--name", "ci")
+    tidings("keys", "create", "--org", org_id, "--scopes", "all", "--name", "ci\tbuild\nbot")
     tidings("keys", "create", "--org", org_id, "--scopes", "read:audiences")
     ids = list(db.scalars(select(ApiKey.id).where(ApiKey.org_id == org_id)))
     tidings("keys", "revoke", "--org", org_id, ids[0])
@@ -127,6 +127,7 @@ def test_keys_list_gives_the_ids_that_revoke_takes(tidings: Tidings, db: Session
     assert all(len(row) == 6 and row[1].startswith("tid_") for row in rows)
     revoked = {row[0]: row[5] for row in rows}
     assert revoked[ids[0]].endswith("Z") and revoked[ids[1]] == "-"
+    assert {row[3] for row in rows} == {"ci build bot", "-"}  # one key, one line
     assert "secret" not in run.stdout and "key_hash" not in run.stdout
     unknown = tidings("keys", "list", "--org", "org_nope")
     assert unknown.code == 1 and unknown.stdout == "" and "not found" in unknown.stderr

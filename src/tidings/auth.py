@@ -59,6 +59,8 @@ def parse_scopes(raw: str) -> frozenset[str]:
     if raw.strip() == "all":
         return frozenset(ALL_SCOPES)
     scopes = frozenset(s.strip() for s in raw.replace(" ", ",").split(",") if s.strip())
+    if "all" in scopes:
+        raise BadRequest("'all' stands alone: give 'all', or a list of scopes without it")
     unknown = sorted(scopes - set(ALL_SCOPES))
     if unknown or not scopes:
         raise BadRequest(

@@ -272,7 +272,8 @@ def keys_list(org: Annotated[str, typer.Option("--org", help="organization id")]
         _fail(exc)
     for key in keys:
         revoked = isoformat_z(key.revoked_at) if key.revoked_at else "-"
-        fields = (key.id, key.prefix, key.scopes, key.name or "-", isoformat_z(key.created_at))
+        name = (key.name or "-").translate(_ONE_LINE)  # a name may hold a tab or a newline
+        fields = (key.id, key.prefix, key.scopes, name, isoformat_z(key.created_at))
         sys.stdout.write("\t".join((*fields, revoked)) + "\n")
     human.print(f"{len(keys)} key(s)")
 
