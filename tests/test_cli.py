@@ -233,6 +233,10 @@ def test_a_bad_configuration_is_one_line_not_a_traceback(tidings: Tidings) -> No
         assert bad.code == 1 and f"TIDINGS_{name}" in bad.stderr, bad.stderr
         assert "Traceback" not in bad.stderr
     assert tidings("db", "upgrade", env={"TIDINGS_LOG_LEVEL": "debug"}).code == 0
+    # Help shows whatever the environment holds.
+    for args in (("orgs", "--help"), ("worker", "--help"), ("--help",)):
+        helped = tidings(*args, env={"TIDINGS_DATABASE_URL": "garbage"})
+        assert helped.code == 0 and "Usage" in helped.stdout, (args, helped.stderr)
 
 
 def test_a_database_that_cannot_be_used_is_one_line_not_a_traceback(tidings: Tidings) -> None:

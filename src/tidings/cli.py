@@ -89,6 +89,10 @@ Port = Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")]
 def _configuration() -> None:
     """Tidings: audiences and templated sends."""
     # Every command reads the settings; a bad one is a line naming the variable, not a traceback.
+    # Help reads none: it must show whatever the environment holds (click parses a command's
+    # ``--help`` only after this runs).
+    if "--help" in sys.argv[1:]:
+        return
     from pydantic import ValidationError
 
     try:
