@@ -206,6 +206,9 @@ def test_a_compressed_body_is_a_415_and_writes_nothing(
         headers={**auth(key), "Content-Encoding": "identity"},
     )
     assert identity.status_code == 201
+    # A request without a body has nothing encoded, whatever its headers say.
+    listed = client.get("/v1/audiences", headers={**auth(key), "Content-Encoding": encoding})
+    assert listed.status_code == 200
     assert (
         db.scalar(select(func.count()).select_from(Audience).where(Audience.org_id == org.id)) == 2
     )

@@ -116,7 +116,7 @@ async def json_body_type(
     caller is checked first: a missing or wrong key is a 401, and a key without the route's
     scopes a 403, whatever the body (the lookup is the route's own, made once per request)."""
     check_route_scopes(request, _caller)
-    if (unsupported := unsupported_encoding(request)) is not None:
+    if _has_body(request) and (unsupported := unsupported_encoding(request)) is not None:
         raise unsupported
     content_type = request.headers.get("content-type")
     if content_type is None or not _has_body(request):
