@@ -378,6 +378,15 @@ def test_every_command_refuses_a_schema_from_a_newer_version(
         assert "db upgrade" not in run.stderr and "Traceback" not in run.stderr, args
 
 
+def test_names_longer_than_their_columns_are_refused(tidings: Tidings) -> None:
+    """A clear line, not PostgreSQL's "value too long" (nor advice about the database URL)."""
+    long_org = tidings("orgs", "create", "x" * 201)
+    assert long_org.code == 1 and "longer than 200" in long_org.stderr, long_org.stderr
+    org_id = tidings("orgs", "create", "Acme").result
+    long_key = tidings("keys", "create", "--org", org_id, "--scopes", "all", "--name", "k" * 201)
+    assert long_key.code == 1 and "longer than 200" in long_key.stderr, long_key.stderr
+
+
 def test_a_file_that_is_not_a_database_is_one_line(tidings: Tidings, tmp_path: Path) -> None:
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not a SQLite database, it only has the name of one\n" * 20)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import String, delete, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -24,6 +24,8 @@ from tidings.ids import new_id
 from tidings.models import ApiKey, DashboardSession, LoginThrottle, User
 from tidings.timeutil import utcnow
 
+# Of an organization's or a key's name (their columns' size).
+MAX_NAME_LENGTH = 200
 RESOURCES = ("audiences", "contacts", "templates", "suppressions", "campaigns")
 ALL_SCOPES: tuple[str, ...] = (
     *(f"{verb}:{resource}" for resource in RESOURCES for verb in ("read", "write")),
@@ -78,6 +80,8 @@ def create_api_key(
     session: Session, org_id: str, scopes: frozenset[str], name: str = ""
 ) -> tuple[ApiKey, str]:
     """Returns the stored key and its secret; the secret exists only in this return value."""
+    if len(name) > MAX_NAME_LENGTH:
+        raise BadRequest(f"key name is longer than {MAX_NAME_LENGTH} characters")
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(
         id=new_id("key"),
@@ -239,7 +243,9 @@ def user_by_email(session: Session, email: str) -> User | None:
     login is not a contact.) An exact spelling wins over another case."""
     stmt = (
         select(User)
-        .where(func.lower(User.email) == email.lower())
+        # Both sides folded by the database: PostgreSQL's lower() and Python's differ on İ and
+        # a final Σ (and a C-ctype database folds ASCII only).
+        .where(func.lower(User.email) == func.lower(literal(email, String)))
         .order_by((User.email != email), User.created_at)
     )
     return session.scalars(stmt).first()

@@ -51,8 +51,10 @@ class _Commands(TyperGroup):
                 raise
             _error(NO_SCHEMA)
             raise typer.Exit(code=1) from None
-        except DatabaseError as exc:  # e.g. SQLite's "file is not a database"
+        except DatabaseError as exc:
             reason = str(exc.orig or exc).strip().splitlines()[0]
+            if "not a database" not in reason:  # SQLite's answer for a file of something else
+                raise
             _error(f"the database cannot be used: {reason}; check TIDINGS_DATABASE_URL")
             raise typer.Exit(code=1) from None
         finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tidings.auth import ROLES, hash_password, user_by_email
+from tidings.auth import MAX_NAME_LENGTH, ROLES, hash_password, user_by_email
 from tidings.contacts.normalize import InvalidAddress, normalize_email
 from tidings.errors import BadRequest, Conflict, NotFound
 from tidings.ids import new_id
@@ -26,6 +26,8 @@ def validate_timezone(name: str) -> str:
 def create_organization(session: Session, name: str, timezone: str = "UTC") -> Organization:
     if not name.strip():
         raise BadRequest("organization name is empty")
+    if len(name.strip()) > MAX_NAME_LENGTH:
+        raise BadRequest(f"organization name is longer than {MAX_NAME_LENGTH} characters")
     org = Organization(id=new_id("org"), name=name.strip(), timezone=validate_timezone(timezone))
     session.add(org)
     session.flush()
