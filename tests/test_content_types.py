@@ -207,9 +207,38 @@ def test_a_compressed_body_is_a_415_and_writes_nothing(
     )
     assert identity.status_code == 201
     # A request without a body has nothing encoded, whatever its headers say.
+    bodyless = client.post(
+        f"/v1/audiences/{audience.id}/import",
+        headers={**auth(key), "Content-Type": "text/csv", "Content-Encoding": encoding},
+    )
+    assert bodyless.status_code == 400, bodyless.text  # the CSV is empty
     listed = client.get("/v1/audiences", headers={**auth(key), "Content-Encoding": encoding})
     assert listed.status_code == 200
     assert (
         db.scalar(select(func.count()).select_from(Audience).where(Audience.org_id == org.id)) == 2
     )
     assert db.scalar(select(func.count()).select_from(Contact).where(Contact.org_id == org.id)) == 0
+
+
+def test_a_retry_without_the_encoding_is_another_request(client: ApiClient, db: Session) -> None:
+    """The 415 is not replayed to the corrected retry under the same Idempotency-Key: the
+    encoding is part of the request, so the retry is told the key names another request (as
+    with another Content-Type), and a new key runs it."""
+    headers = {**auth(make_key(db, make_org(db))), "Idempotency-Key": "k-encoding"}
+    body = b'{"name": "News"}'
+    refused = client.post(
+        "/v1/audiences",
+        content=body,
+        headers={**headers, "Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert refused.status_code == 415
+    fixed = client.post(
+        "/v1/audiences", content=body, headers={**headers, "Content-Type": "application/json"}
+    )
+    assert fixed.status_code == 409, fixed.text
+    assert fixed.json()["error"]["code"] == "idempotency_key_reused"
+    headers["Idempotency-Key"] = "k-encoding-2"
+    again = client.post(
+        "/v1/audiences", content=body, headers={**headers, "Content-Type": "application/json"}
+    )
+    assert again.status_code == 201, again.text

@@ -116,10 +116,10 @@ async def json_body_type(
     caller is checked first: a missing or wrong key is a 401, and a key without the route's
     scopes a 403, whatever the body (the lookup is the route's own, made once per request)."""
     check_route_scopes(request, _caller)
-    if _has_body(request) and (unsupported := unsupported_encoding(request)) is not None:
+    if has_body(request) and (unsupported := unsupported_encoding(request)) is not None:
         raise unsupported
     content_type = request.headers.get("content-type")
-    if content_type is None or not _has_body(request):
+    if content_type is None or not has_body(request):
         return
     media_type = media_type_of(content_type)
     if is_json(media_type):
@@ -142,7 +142,7 @@ def is_json(media_type: str) -> bool:
     )
 
 
-def _has_body(request: Request) -> bool:
+def has_body(request: Request) -> bool:
     length = request.headers.get("content-length")
     if length is not None:
         return length.strip() != "0"

@@ -256,6 +256,11 @@ def request_fingerprint(scope: Scope, content_type: bytes, body: bytes) -> str:
     digest = hashlib.sha256()
     for part in (scope["method"], path, scope.get("query_string", b"").decode(), media_type):
         digest.update(part.encode() + b"\0")
+    # A Content-Encoding is refused (415): a retry without it is another request. Absent, it
+    # adds nothing, so the fingerprints of requests without one are what they were.
+    encoding = dict(scope.get("headers", ())).get(b"content-encoding", b"").strip().lower()
+    if encoding not in (b"", b"identity"):
+        digest.update(b"content-encoding:" + encoding + b"\0")
     digest.update(body)
     return digest.hexdigest()
 

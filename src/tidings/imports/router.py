@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 
 from tidings.auth import Principal
-from tidings.deps import DbSession, internal_caller, media_type_of, require_scopes
+from tidings.deps import DbSession, has_body, internal_caller, media_type_of, require_scopes
 from tidings.errors import (
     UnsupportedMediaType,
     ValidationFailed,
@@ -91,7 +91,7 @@ async def read_upload(request: Request) -> Upload:
     stalled held that turn, and on SQLite every other write waited behind it. A body in another
     content type is not read at all (``Upload.csv`` refuses it)."""
     media_type = media_type_of(request.headers.get("content-type", ""))
-    refusal = unsupported_encoding(request)
+    refusal = unsupported_encoding(request) if has_body(request) else None
     if refusal is not None or media_type not in CSV_TYPES:
         return Upload(media_type, b"", refusal)
     return Upload(media_type, await request.body())
