@@ -321,6 +321,33 @@ def test_0008_moves_login_failures_off_the_users_and_keeps_them(
     upgrade(url)
 
 
+def test_0009_composes_the_names_stored_before(scratch: tuple[str, Engine]) -> None:
+    url, engine = scratch
+    upgrade(url, "0008")
+    now = "2026-01-01 00:00:00"
+    names = {"con_nfd": "Jose\u0301 Nu\u0301n\u0303ez", "con_nfc": "Zoë", "con_none": None}
+    with engine.begin() as connection:
+        connection.execute(_ORG, {"t": now})
+        for contact_id, name in names.items():
+            connection.execute(
+                text(
+                    "INSERT INTO contacts (id, org_id, email, name, metadata, created_at, "
+                    "updated_at) VALUES (:id, 'org_a', :email, :name, '{}', :t, :t)"
+                ),
+                {"id": contact_id, "email": f"{contact_id}@example.com", "name": name, "t": now},
+            )
+    upgrade(url)
+    with engine.connect() as connection:
+        stored = dict(connection.execute(text("SELECT id, name FROM contacts")).all())
+    assert stored == {
+        "con_nfd": "José Núñez",
+        "con_nfc": "Zoë",
+        "con_none": None,
+    }
+    command.downgrade(alembic_config(url), "0008")
+    upgrade(url)
+
+
 def test_rows_dangling_from_before_do_not_stop_an_upgrade(backend: str, tmp_path: Path) -> None:
     """SQLite migrations run with foreign keys off and fail on dangling keys they leave; a row
     that dangled before (written with keys off, say by the sqlite3 shell) is not theirs, and
