@@ -330,6 +330,11 @@ def test_names_and_terms_are_composed(client: ApiClient, headers: dict[str, str]
         f"/v1/contacts/{contact_id}", headers=headers, json={"name": "Zoe\u0308"}
     )
     assert patched.json()["name"] == "Zoë"
+    # Composing can lengthen: 100 Hebrew presentation forms are 300 characters composed.
+    long = client.post(
+        "/v1/contacts", headers=headers, json={"email": "he@example.com", "name": "\ufb2c" * 100}
+    )
+    assert long.status_code == 400 and "composed" in long.json()["error"]["message"]
 
 
 def test_search_folds_case_beyond_ascii(client: ApiClient, headers: dict[str, str]) -> None:

@@ -30,6 +30,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 from tidings.audit.service import record_event
 from tidings.auth import Principal
 from tidings.contacts import trigrams
+from tidings.contacts.limits import MAX_NAME_LENGTH
 from tidings.contacts.normalize import (
     InvalidAddress,
     normalize_email,
@@ -183,6 +184,19 @@ def _contains(
     return text.ilike(pattern, escape="\\")
 
 
+def _composed_name(raw: str | None) -> str | None:
+    """``normalize_name``, within the column: composing can lengthen a name (a Hebrew
+    presentation form is three characters composed) past the length the request was checked
+    for."""
+    name = normalize_name(raw)
+    if name is not None and len(name) > MAX_NAME_LENGTH:
+        raise ValidationFailed(
+            f"name is longer than {MAX_NAME_LENGTH} characters once composed (NFC)",
+            details=[{"field": "name", "message": "too long"}],
+        )
+    return name
+
+
 def _normalized(field: str, raw: str | None) -> str | None:
     if raw is None or not raw.strip():
         return None
@@ -307,7 +321,7 @@ def create_contact(
         org_id=org_id,
         email=email,
         phone=phone,
-        name=normalize_name(name),
+        name=_composed_name(name),
         metadata_=metadata or {},
     )
     session.add(contact)
@@ -342,7 +356,7 @@ def update_contact(
     )
     contact.email, contact.phone = email, phone
     if "name" in changes:
-        contact.name = normalize_name(changes["name"])
+        contact.name = _composed_name(changes["name"])
     if "metadata" in changes:
         contact.metadata_ = changes["metadata"] or {}
     # ``updated_at`` moves only if a value did: the flush writes (and stamps) changed rows only.

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from tidings.contacts.limits import MAX_METADATA_KEY_LENGTH, MAX_METADATA_KEYS
+from tidings.contacts.limits import MAX_METADATA_KEY_LENGTH, MAX_METADATA_KEYS, MAX_NAME_LENGTH
 from tidings.contacts.normalize import (
     InvalidAddress,
     normalize_email,
@@ -23,7 +23,6 @@ from tidings.contacts.normalize import (
 from tidings.errors import BadRequest, PayloadTooLarge
 
 MAX_ROWS = 10_000
-MAX_NAME_LENGTH = 200  # contacts.name is String(200)
 ADDRESS_COLUMNS = ("email", "phone")
 
 
