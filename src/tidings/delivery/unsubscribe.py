@@ -42,12 +42,11 @@ def _not_found() -> HTMLResponse:
     )
 
 
-# HEAD too: link checkers and mail scanners look before anyone clicks, and must not unsubscribe.
-@router.api_route(
-    "/u/{token}", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False
-)
+@router.get("/u/{token}", response_class=HTMLResponse, include_in_schema=False)
 def unsubscribe_page(token: str) -> HTMLResponse:
-    """Asks before unsubscribing. The form posts back to the page's own address (no ``action``):
+    """Asks before unsubscribing: link checkers and mail scanners look (GET, or HEAD through
+    ``middleware.HeadAsGetMiddleware``) before anyone clicks, and must not unsubscribe. The
+    form posts back to the page's own address (no ``action``):
     behind a proxy that serves Tidings under a path (``TIDINGS_PUBLIC_URL=https://x/tidings``),
     ``/u/...`` missed the prefix."""
     target = read_unsubscribe_token(token)
