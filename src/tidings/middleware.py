@@ -241,7 +241,9 @@ def purge_expired_idempotency_keys() -> int:
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def request_fingerprint(scope: Scope, content_type: bytes, body: bytes) -> str:
+def request_fingerprint(
+    scope: Scope, content_type: bytes, body: bytes, content_encoding: bytes = b""
+) -> str:
     """What makes a retry "the same request": the route, its query and the body's meaning. So
     ``/api/v1/...`` is ``/v1/...`` (the same routers, DESIGN §1), a Content-Type's parameters
     (``; charset=utf-8``) do not count, and a JSON body counts as the value it spells, not its
@@ -258,7 +260,7 @@ def request_fingerprint(scope: Scope, content_type: bytes, body: bytes) -> str:
         digest.update(part.encode() + b"\0")
     # A Content-Encoding is refused (415): a retry without it is another request. Absent, it
     # adds nothing, so the fingerprints of requests without one are what they were.
-    encoding = dict(scope.get("headers", ())).get(b"content-encoding", b"").strip().lower()
+    encoding = content_encoding.strip().lower()
     if encoding not in (b"", b"identity"):
         digest.update(b"content-encoding:" + encoding + b"\0")
     digest.update(body)
@@ -317,7 +319,12 @@ class IdempotencyMiddleware:
                 message = "Idempotency-Key must be 1 to 255 characters."
                 await _send_json(send, 400, _error_body(400, "bad_request", message))
                 return
-            request_hash = request_fingerprint(scope, headers.get(b"content-type", b""), body)
+            request_hash = request_fingerprint(
+                scope,
+                headers.get(b"content-type", b""),
+                body,
+                headers.get(b"content-encoding", b""),
+            )
             # A turn like any request's (``deps.database_turn``): a thread blocked here waiting
             # for a connection or SQLite's lock would take one a turn holder needs to finish.
             async with database_turn(state, writing=True):
