@@ -40,9 +40,8 @@ class _Commands(TyperGroup):
             _error(str(exc))
             raise typer.Exit(code=1) from None
         except OperationalError as exc:
-            reason = str(exc.orig or exc).strip().splitlines()[0]
             _error(
-                f"the database is unavailable: {reason}; check "
+                f"the database is unavailable: {_first_line(exc)}; check "
                 "TIDINGS_DATABASE_URL and that the database server is running"
             )
             raise typer.Exit(code=1) from None
@@ -52,7 +51,7 @@ class _Commands(TyperGroup):
             _error(NO_SCHEMA)
             raise typer.Exit(code=1) from None
         except DatabaseError as exc:
-            reason = str(exc.orig or exc).strip().splitlines()[0]
+            reason = _first_line(exc)
             if "not a database" not in reason:  # SQLite's answer for a file of something else
                 raise
             _error(f"the database cannot be used: {reason}; check TIDINGS_DATABASE_URL")
@@ -117,6 +116,15 @@ def _error(message: str) -> None:
     human.print(Text.assemble(("error:", "red"), " ", message))
 
 
+def _warning(message: str) -> None:
+    human.print(Text.assemble(("warning:", "yellow"), " ", message))
+
+
+def _first_line(exc: Any) -> str:
+    """A driver error in one line: its own message (``orig``) when it has one."""
+    return str(exc.orig or exc).strip().splitlines()[0]
+
+
 def _fail(exc: ApiError) -> None:
     _error(exc.message)
     raise typer.Exit(code=1)
@@ -164,9 +172,7 @@ def _require_current_schema(*, long_running: bool) -> None:
     except OperationalError:
         if not long_running:
             raise
-        human.print(
-            Text.assemble(("warning:", "yellow"), " the database is unreachable; starting anyway")
-        )
+        _warning("the database is unreachable; starting anyway")
         return
     if not current:
         _error(NO_SCHEMA)
@@ -344,13 +350,9 @@ def _warn_of_a_public_secret() -> None:
     but it is public: with it anyone can sign an unsubscribe link for any address of any
     organization. Serve and the worker (which signs the links) say so at start."""
     if get_settings().secret_key == DEVELOPMENT_SECRET:
-        human.print(
-            Text.assemble(
-                ("warning:", "yellow"),
-                " TIDINGS_SECRET_KEY is the development placeholder, which anyone can use to "
-                "forge unsubscribe links; set a long random secret before mail reaches real "
-                "recipients",
-            )
+        _warning(
+            "TIDINGS_SECRET_KEY is the development placeholder, which anyone can use to forge "
+            "unsubscribe links; set a long random secret before mail reaches real recipients"
         )
 
 
