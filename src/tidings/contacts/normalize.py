@@ -12,6 +12,8 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
+from tidings.contacts.limits import MAX_NAME_LENGTH
+
 
 class InvalidAddress(ValueError):
     """Raised with a message fit to show a user."""
@@ -101,10 +103,17 @@ def suppression_key(address: str) -> str:
     return address.lower()
 
 
+class InvalidName(ValueError):
+    """A name longer than its column once composed; raised with a message fit to show a user."""
+
+
 def normalize_name(raw: str | None) -> str | None:
     """A name as stored: trimmed, ``None`` when blank, and in Unicode's composed form (NFC), as
     email-validator composes an address. ``José`` typed on macOS arrives decomposed (``e`` and a
     combining accent) and a search for the composed ``José`` missed it; search terms are
-    composed too (``contacts.service.search_values``)."""
+    composed too (``contacts.service.search_values``). Its length is counted composed:
+    composing can lengthen a name (a Hebrew presentation form is three characters)."""
     text = unicodedata.normalize("NFC", raw.strip()) if raw else ""
+    if len(text) > MAX_NAME_LENGTH:
+        raise InvalidName(f"name is longer than {MAX_NAME_LENGTH} characters once composed (NFC)")
     return text or None

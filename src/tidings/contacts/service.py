@@ -30,9 +30,9 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 from tidings.audit.service import record_event
 from tidings.auth import Principal
 from tidings.contacts import trigrams
-from tidings.contacts.limits import MAX_NAME_LENGTH
 from tidings.contacts.normalize import (
     InvalidAddress,
+    InvalidName,
     normalize_email,
     normalize_name,
     normalize_phone,
@@ -185,16 +185,12 @@ def _contains(
 
 
 def _composed_name(raw: str | None) -> str | None:
-    """``normalize_name``, within the column: composing can lengthen a name (a Hebrew
-    presentation form is three characters composed) past the length the request was checked
-    for."""
-    name = normalize_name(raw)
-    if name is not None and len(name) > MAX_NAME_LENGTH:
+    try:
+        return normalize_name(raw)
+    except InvalidName as exc:
         raise ValidationFailed(
-            f"name is longer than {MAX_NAME_LENGTH} characters once composed (NFC)",
-            details=[{"field": "name", "message": "too long"}],
-        )
-    return name
+            str(exc), details=[{"field": "name", "message": "too long"}]
+        ) from None
 
 
 def _normalized(field: str, raw: str | None) -> str | None:

@@ -13,9 +13,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from tidings.contacts.limits import MAX_METADATA_KEY_LENGTH, MAX_METADATA_KEYS, MAX_NAME_LENGTH
+from tidings.contacts.limits import MAX_METADATA_KEY_LENGTH, MAX_METADATA_KEYS
 from tidings.contacts.normalize import (
     InvalidAddress,
+    InvalidName,
     normalize_email,
     normalize_name,
     normalize_phone,
@@ -242,13 +243,14 @@ def validate_row(number: int, cells: list[str], header: Header) -> ContactRow | 
     errors: list[RowError] = []
     email = _address(raw_email, "email", number, errors)
     phone = _address(raw_phone, "phone", number, errors)
-    name = normalize_name(_cell(cells, header.name)) or ""
-    if len(name) > MAX_NAME_LENGTH:
-        errors.append(RowError(number, "name", f"name is longer than {MAX_NAME_LENGTH} characters"))
+    try:
+        name = normalize_name(_cell(cells, header.name))
+    except InvalidName as exc:
+        errors.append(RowError(number, "name", str(exc)))
     if errors:
         return errors
     metadata = {key: value for index, key in header.metadata if (value := _cell(cells, index))}
-    return ContactRow(number, email, phone, name or None, metadata)
+    return ContactRow(number, email, phone, name, metadata)
 
 
 def parse_csv(data: bytes) -> ParsedCsv:
